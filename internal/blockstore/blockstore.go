@@ -1,0 +1,70 @@
+// Package blockstore keeps raw blocks in a JetStream object-store bucket,
+// keyed by block hash, so that every service connected to NATS can read a
+// block while events carry only its hash.
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound means the store has no block with that hash.
+var ErrNotFound = errors.New("block not in block store")
+
+// Store reads and writes raw blocks.
+type Store struct {
+	obs jetstream.ObjectStore
+}
+
+// Open creates (or opens) the bucket.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      bucket,
+		Description: "btcmesh raw blocks by hash",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open block store %s: %w", bucket, err)
+	}
+	return &Store{obs: obs}, nil
+}
+
+// Put stores a block under its hash; storing the same block again is a no-op.
+func (s *Store) Put(ctx context.Context, hash chainhash.Hash, block []byte) error {
+	if ok, err := s.Has(ctx, hash); err != nil || ok {
+		return err
+	}
+	if _, err := s.obs.PutBytes(ctx, hash.String(), block); err != nil {
+		return fmt.Errorf("store block %s: %w", hash, err)
+	}
+	return nil
+}
+
+// Get returns the block with hash, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, hash chainhash.Hash) ([]byte, error) {
+	data, err := s.obs.GetBytes(ctx, hash.String())
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, hash)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read block %s: %w", hash, err)
+	}
+	return data, nil
+}
+
+// Has reports whether the block is stored.
+func (s *Store) Has(ctx context.Context, hash chainhash.Hash) (bool, error) {
+	_, err := s.obs.GetInfo(ctx, hash.String())
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up block %s: %w", hash, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,35 @@
+package chain
+
+import (
+	"testing"
+
+	"github.com/btcsuite/btcd/txscript/v2"
+)
+
+func TestLookupRejectsUnknownNetwork(t *testing.T) {
+	if _, err := Lookup("bogusnet"); err == nil {
+		t.Fatal("want an error for an unknown network")
+	}
+	for _, n := range []string{"regtest", "mainnet", "testnet3", "testnet4", "signet"} {
+		if _, err := Lookup(n); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+}
+
+func TestScriptFlagsFollowActivationHeights(t *testing.T) {
+	main, _ := Lookup("mainnet")
+	if f := main.ScriptFlags(400000); f&txscript.ScriptVerifyWitness != 0 {
+		t.Fatal("segwit must not apply before its height on mainnet")
+	}
+	if f := main.ScriptFlags(481824); f&txscript.ScriptVerifyWitness == 0 || f&txscript.ScriptVerifyTaproot != 0 {
+		t.Fatalf("at segwit height want witness without taproot, got %v", f)
+	}
+	if f := main.ScriptFlags(709632); f&txscript.ScriptVerifyTaproot == 0 {
+		t.Fatal("taproot must apply from its height")
+	}
+	reg, _ := Lookup("regtest")
+	if f := reg.ScriptFlags(1); f&txscript.ScriptVerifyTaproot == 0 || f&txscript.ScriptVerifyCheckSequenceVerify == 0 {
+		t.Fatal("regtest enforces everything from height 1")
+	}
+}

@@ -1,0 +1,31 @@
+// Package grpcclient dials other btcmesh services over gRPC with the
+// options every internal client needs.
+package grpcclient
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// MaxMessageBytes bounds gRPC messages; blocks travel in them.
+const MaxMessageBytes = 64 << 20
+
+// Dial returns a client connection to addr (HOST:PORT). Calls wait for the
+// server to become ready rather than failing fast, so services may start in
+// any order.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.WaitForReady(true),
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
