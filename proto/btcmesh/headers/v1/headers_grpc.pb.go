@@ -51,7 +51,7 @@ type HeaderServiceClient interface {
 	// GetHeadersByHeight returns the active chain's blocks at several heights.
 	GetHeadersByHeight(ctx context.Context, in *GetHeadersByHeightRequest, opts ...grpc.CallOption) (*GetHeadersByHeightResponse, error)
 	// LocateHeaders answers a P2P getheaders: headers after the first locator
-	// hash found on the best header chain, up to stop or max.
+	// hash found on the active chain, up to stop or max.
 	LocateHeaders(ctx context.Context, in *LocateHeadersRequest, opts ...grpc.CallOption) (*LocateHeadersResponse, error)
 	// GetBlockLocator builds a block locator from the active tip or the best header.
 	GetBlockLocator(ctx context.Context, in *GetBlockLocatorRequest, opts ...grpc.CallOption) (*GetBlockLocatorResponse, error)
@@ -207,7 +207,7 @@ type HeaderServiceServer interface {
 	// GetHeadersByHeight returns the active chain's blocks at several heights.
 	GetHeadersByHeight(context.Context, *GetHeadersByHeightRequest) (*GetHeadersByHeightResponse, error)
 	// LocateHeaders answers a P2P getheaders: headers after the first locator
-	// hash found on the best header chain, up to stop or max.
+	// hash found on the active chain, up to stop or max.
 	LocateHeaders(context.Context, *LocateHeadersRequest) (*LocateHeadersResponse, error)
 	// GetBlockLocator builds a block locator from the active tip or the best header.
 	GetBlockLocator(context.Context, *GetBlockLocatorRequest) (*GetBlockLocatorResponse, error)

@@ -1,0 +1,207 @@
+package headers
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+	"github.com/dgraph-io/badger/v4"
+
+	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
+)
+
+// Store layout:
+//
+//	"e" + hash (32 bytes)  -> entry: version(1) | header(80) | height(4) | seq(8) | status(1) | reason
+//	"t"                    -> active tip hash (32 bytes)
+var (
+	entryPrefix = []byte("e")
+	tipKey      = []byte("t")
+)
+
+const (
+	entryVersion   = 1
+	headerLen      = wire.MaxBlockHeaderPayload
+	entryFixedSize = 1 + headerLen + 4 + 8 + 1
+)
+
+func entryKey(h chainhash.Hash) []byte {
+	return append(append([]byte(nil), entryPrefix...), h[:]...)
+}
+
+func encodeEntry(n *node) []byte {
+	b := make([]byte, 0, entryFixedSize+len(n.reason))
+	b = append(b, entryVersion)
+	b = append(b, n.raw...)
+	b = binary.BigEndian.AppendUint32(b, uint32(n.height))
+	b = binary.BigEndian.AppendUint64(b, n.seq)
+	b = append(b, byte(n.status))
+	b = append(b, n.reason...)
+	return b
+}
+
+// storedEntry is a decoded entry before it is linked into the index.
+type storedEntry struct {
+	header wire.BlockHeader
+	raw    []byte
+	height int32
+	seq    uint64
+	status headersv1.BlockStatus
+	reason string
+}
+
+func decodeEntry(v []byte) (storedEntry, error) {
+	var e storedEntry
+	if len(v) < entryFixedSize || v[0] != entryVersion {
+		return e, fmt.Errorf("bad entry (%d bytes)", len(v))
+	}
+	e.raw = append([]byte(nil), v[1:1+headerLen]...)
+	if err := e.header.Deserialize(bytes.NewReader(e.raw)); err != nil {
+		return e, fmt.Errorf("decode header: %w", err)
+	}
+	off := 1 + headerLen
+	e.height = int32(binary.BigEndian.Uint32(v[off:]))
+	e.seq = binary.BigEndian.Uint64(v[off+4:])
+	e.status = headersv1.BlockStatus(v[off+12])
+	e.reason = string(v[entryFixedSize:])
+	return e, nil
+}
+
+// putEntries writes entries (and the tip when not nil) in one transaction.
+func putEntries(db *badger.DB, nodes []*node, tip *node) error {
+	return db.Update(func(txn *badger.Txn) error {
+		for _, n := range nodes {
+			if err := txn.Set(entryKey(n.hash), encodeEntry(n)); err != nil {
+				return fmt.Errorf("write entry %s: %w", n.hash, err)
+			}
+		}
+		if tip != nil {
+			if err := txn.Set(tipKey, append([]byte(nil), tip.hash[:]...)); err != nil {
+				return fmt.Errorf("write tip: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// openStore opens the badger database in dir.
+func openStore(dir string, log *slog.Logger) (*badger.DB, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(true).
+		WithValueLogFileSize(64 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumCompactors(2)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open headers store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// loadIndex reads every entry and the active tip; an empty store is
+// initialised with the genesis block as the valid active tip.
+func loadIndex(db *badger.DB, params *chaincfg.Params) (*index, error) {
+	x := newIndex(params)
+	var entries []storedEntry
+	var tipHash *chainhash.Hash
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: entryPrefix, PrefetchValues: true, PrefetchSize: 1000})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var e storedEntry
+			if err := item.Value(func(v []byte) error {
+				var derr error
+				e, derr = decodeEntry(v)
+				return derr
+			}); err != nil {
+				return fmt.Errorf("entry %x: %w", item.Key(), err)
+			}
+			entries = append(entries, e)
+		}
+		item, err := txn.Get(tipKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tip: %w", err)
+		}
+		return item.Value(func(v []byte) error {
+			h, err := chainhash.NewHash(v)
+			if err != nil {
+				return fmt.Errorf("tip: %w", err)
+			}
+			tipHash = h
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load headers store: %w", err)
+	}
+
+	if len(entries) == 0 {
+		var buf bytes.Buffer
+		if err := params.GenesisBlock.Header.Serialize(&buf); err != nil {
+			return nil, fmt.Errorf("serialize genesis header: %w", err)
+		}
+		g := newNode(params.GenesisBlock.Header, buf.Bytes(), nil, statusValid, 0)
+		if err := putEntries(db, []*node{g}, g); err != nil {
+			return nil, fmt.Errorf("initialise headers store: %w", err)
+		}
+		x.add(g)
+		x.active = []*node{g}
+		return x, nil
+	}
+
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].height != entries[j].height {
+			return entries[i].height < entries[j].height
+		}
+		return entries[i].seq < entries[j].seq
+	})
+	for _, e := range entries {
+		var parent *node
+		if e.height == 0 {
+			if h := e.header.BlockHash(); !h.IsEqual(params.GenesisHash) {
+				return nil, fmt.Errorf("headers store holds genesis %s, network %s wants %s", h, params.Name, params.GenesisHash)
+			}
+		} else {
+			p, ok := x.nodes[e.header.PrevBlock]
+			if !ok || p.height != e.height-1 {
+				return nil, fmt.Errorf("headers store: entry %s at height %d has no parent", e.header.BlockHash(), e.height)
+			}
+			parent = p
+		}
+		n := newNode(e.header, e.raw, parent, e.status, e.seq)
+		n.reason = e.reason
+		x.add(n)
+	}
+	if _, ok := x.nodes[*params.GenesisHash]; !ok {
+		return nil, fmt.Errorf("headers store lacks the %s genesis block", params.Name)
+	}
+	tip := x.nodes[*params.GenesisHash]
+	if tipHash != nil {
+		t, ok := x.nodes[*tipHash]
+		if !ok {
+			return nil, fmt.Errorf("headers store: active tip %s is not in the index", tipHash)
+		}
+		tip = t
+	}
+	x.active = setChain(nil, tip)
+	return x, nil
+}
+
+// badgerLogger sends badger's logs to slog (info as debug).
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.log.Debug("badger", "msg", fmt.Sprintf(f, a...)) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.log.Debug("badger", "msg", fmt.Sprintf(f, a...)) }
