@@ -72,19 +72,22 @@ type Options struct {
 	DrainDelay time.Duration
 	// StopTimeout bounds the graceful stop before connections are cut.
 	StopTimeout time.Duration
-	// OnListen, when set, is told the bound gRPC address (useful with port 0).
-	OnListen func(addr string)
+	// Listener, when set, is used instead of binding GRPCListen (the
+	// caller bound it early to learn its address).
+	Listener net.Listener
 }
 
 // Run serves modules until ctx ends, a module fails, or a client calls
-// NodeService.Stop. It returns the first module error, if any.
+// NodeService.Stop. Modules start in the order given, each once the one
+// before it is ready, so a module may call the APIs of those before it.
+// It returns the first module error, if any.
 func Run(ctx context.Context, o Options, modules ...Module) error {
-	lis, err := net.Listen("tcp", o.GRPCListen)
-	if err != nil {
-		return fmt.Errorf("--grpc-listen %s: %w", o.GRPCListen, err)
-	}
-	if o.OnListen != nil {
-		o.OnListen(lis.Addr().String())
+	lis := o.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", o.GRPCListen); err != nil {
+			return fmt.Errorf("--grpc-listen %s: %w", o.GRPCListen, err)
+		}
 	}
 	stopCtx, requestStop := context.WithCancel(ctx)
 	defer requestStop()
@@ -123,6 +126,7 @@ func Run(ctx context.Context, o Options, modules ...Module) error {
 	ready := newReadiness(len(modules))
 	var httpSrv *http.Server
 	if o.MetricsListen != "" {
+		var err error
 		httpSrv, err = startHTTP(o, ready)
 		if err != nil {
 			srv.Stop()
@@ -134,30 +138,23 @@ func Run(ctx context.Context, o Options, modules ...Module) error {
 	defer cancelModules()
 	var wg sync.WaitGroup
 	modErr := make(chan error, len(modules))
-	for _, m := range modules {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.Run(modCtx); err != nil && !errors.Is(err, context.Canceled) {
-				modErr <- fmt.Errorf("%s: %w", m.Name(), err)
-				requestStop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, m := range modules {
+			if !startModule(modCtx, m, &wg, modErr, requestStop) {
+				return
 			}
-		}()
-		go func() {
-			select {
-			case <-m.Ready():
-				for _, svc := range perModule[m.Name()] {
-					hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-				}
-				o.Log.Info("service ready", "module", m.Name())
-				if ready.markOne() {
-					hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-					o.Log.Info("all services ready")
-				}
-			case <-modCtx.Done():
+			for _, svc := range perModule[m.Name()] {
+				hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 			}
-		}()
-	}
+			o.Log.Info("service ready", "module", m.Name())
+			if ready.markOne() {
+				hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+				o.Log.Info("all services ready")
+			}
+		}
+	}()
 
 	var firstErr error
 	select {
@@ -187,6 +184,29 @@ func Run(ctx context.Context, o Options, modules ...Module) error {
 	}
 	o.Log.Info("stopped")
 	return firstErr
+}
+
+// startModule runs m in the background and waits until it is ready. It
+// returns false when m failed first or the process is stopping.
+func startModule(ctx context.Context, m Module, wg *sync.WaitGroup, modErr chan<- error, requestStop func()) bool {
+	exited := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(exited)
+		if err := m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			modErr <- fmt.Errorf("%s: %w", m.Name(), err)
+			requestStop()
+		}
+	}()
+	select {
+	case <-m.Ready():
+		return true
+	case <-exited:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func gracefulStop(srv *grpc.Server, timeout time.Duration) {
