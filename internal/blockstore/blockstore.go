@@ -20,9 +20,18 @@ type Store struct {
 	obs jetstream.ObjectStore
 }
 
-// Open creates (or opens) the bucket.
+// Open opens the bucket, creating it with replicas copies when it does not
+// exist yet; an existing bucket keeps its settings, so a service starting
+// with a different replica count never reconfigures it.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	obs, err := js.ObjectStore(ctx, bucket)
+	if err == nil {
+		return &Store{obs: obs}, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open block store %s: %w", bucket, err)
+	}
+	obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      bucket,
 		Description: "btcmesh raw blocks by hash",
 		Storage:     jetstream.FileStorage,
