@@ -1,0 +1,218 @@
+package blockvalidator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/chainhash/v2"
+
+	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
+	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
+
+	"github.com/btcmesh/btcmesh/internal/rules"
+)
+
+// submit decodes and processes one block, then the orphans it unblocks,
+// and reports the outcome for the block. Rule violations are results, not
+// errors; an error means the block could not be decoded
+// (rules.InvalidArgument) or a dependency failed.
+func (s *Service) submit(ctx context.Context, raw []byte) (*blockvalidatorv1.SubmitBlockResponse, error) {
+	block, err := decodeBlock(raw)
+	if err != nil {
+		return nil, rules.InvalidArgument("block decode failed: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp, indexed, err := s.process(ctx, block, raw)
+	if err != nil {
+		return nil, err
+	}
+	if indexed {
+		s.processOrphans(ctx, *block.Hash())
+	}
+	s.noteOrphans()
+	tip, height := s.tip()
+	resp.TipHash = tip[:]
+	resp.TipHeight = height
+	return resp, nil
+}
+
+// reject fills resp as REJECTED by err's rule.
+func (s *Service) reject(resp *blockvalidatorv1.SubmitBlockResponse, hash chainhash.Hash, err error) *blockvalidatorv1.SubmitBlockResponse {
+	re := asRuleError(err)
+	resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_REJECTED
+	resp.RejectReason = string(re.Kind)
+	resp.RejectDetail = re.Detail
+	s.metrics.rejected.WithLabelValues(string(re.Kind)).Inc()
+	s.log.Info("block rejected", "hash", hash.String(), "rule", string(re.Kind), "detail", re.Detail)
+	return resp
+}
+
+// asRuleError returns err as a *rules.RuleError, naming unknown errors by
+// their text.
+func asRuleError(err error) *rules.RuleError {
+	var re *rules.RuleError
+	if errors.As(rules.FromBtcd(err), &re) {
+		return re
+	}
+	return &rules.RuleError{Kind: rules.Kind(err.Error())}
+}
+
+// process runs one block through every step; the caller holds s.mu.
+// indexed reports whether the block's header is now in the index (so
+// orphans waiting for it can be processed).
+func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+	hash := *block.Hash()
+	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
+	params := s.deps.Network.Params
+
+	// 1. Already known?
+	known, found, err := s.getHeader(ctx, hash)
+	if err != nil {
+		return nil, false, err
+	}
+	if found {
+		switch {
+		case known.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_INVALID:
+			resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_DUPLICATE_INVALID
+			resp.RejectReason = known.GetInvalidReason()
+			return resp, true, nil
+		case known.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_VALID || known.GetOnActiveChain(),
+			known.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA:
+			resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_DUPLICATE
+			return resp, true, nil
+		}
+		// Header only (headers-first sync): validate the block.
+	}
+	if s.orphans.has(hash) {
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ORPHAN
+		return resp, false, nil
+	}
+
+	// 2. Context-free sanity. A failure here does not mark the header
+	// invalid: the transactions may have been mutated by a relayer while
+	// the header is fine.
+	if err := blockchain.CheckBlockSanity(block, params.PowLimit, s.timeSource); err != nil {
+		return s.reject(resp, hash, err), found, nil
+	}
+
+	// 3. The header.
+	var hdr bytes.Buffer
+	if err := block.MsgBlock().Header.Serialize(&hdr); err != nil {
+		return nil, false, fmt.Errorf("serialize header %s: %w", hash, err)
+	}
+	cctx, cancel := callCtx(ctx)
+	hresp, err := s.headers.SubmitHeaders(cctx, &headersv1.SubmitHeadersRequest{Headers: [][]byte{hdr.Bytes()}})
+	cancel()
+	if err != nil {
+		if re, ok := rules.FromStatus(err); ok {
+			return s.reject(resp, hash, re), false, nil
+		}
+		return nil, false, fmt.Errorf("headers.SubmitHeaders %s: %w", hash, err)
+	}
+	if hresp.GetOrphan() {
+		o := &orphan{hash: hash, parent: block.MsgBlock().Header.PrevBlock, block: block, raw: raw}
+		for _, ev := range s.orphans.add(o) {
+			s.log.Info("orphan block evicted", "hash", ev.String())
+		}
+		s.noteOrphans()
+		s.log.Info("orphan block held", "hash", hash.String(), "parent", o.parent.String(), "orphans", s.orphans.len())
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ORPHAN
+		return resp, false, nil
+	}
+	if rule := hresp.GetRejectRule(); rule != "" {
+		return s.reject(resp, hash, &rules.RuleError{Kind: rules.Kind(rule), Detail: hresp.GetRejectDetail()}), false, nil
+	}
+	if len(hresp.GetResults()) == 0 {
+		return nil, false, fmt.Errorf("headers.SubmitHeaders %s: no result and no rejection", hash)
+	}
+	info := hresp.GetResults()[0]
+	if info.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_INVALID {
+		reason := info.GetInvalidReason()
+		if reason == "" {
+			reason = string(rules.BadPrevBlock)
+		}
+		return s.reject(resp, hash, &rules.RuleError{Kind: rules.Kind(reason), Detail: "block or an ancestor is invalid"}), true, nil
+	}
+	height := info.GetHeight()
+	parent, ok, err := s.getHeader(ctx, block.MsgBlock().Header.PrevBlock)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, fmt.Errorf("parent of %s vanished from the index", hash)
+	}
+
+	// 4. Checks that need the height and parent but no UTXOs.
+	if err := checkContextual(block, height, parent.GetMedianTimePast(), s.deps.Network); err != nil {
+		re := asRuleError(err)
+		if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_INVALID, string(re.Kind)); err != nil {
+			return nil, false, err
+		}
+		return s.reject(resp, hash, re), true, nil
+	}
+
+	// 5. Store it.
+	if err := s.store.Put(ctx, hash, raw); err != nil {
+		return nil, false, err
+	}
+	if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA, ""); err != nil {
+		return nil, false, err
+	}
+
+	// 6. Move the active chain.
+	failures, err := s.activateBestChain(ctx, blockCache{hash: block})
+	if err != nil {
+		return nil, false, err
+	}
+
+	// 7. Where did it end up?
+	after, found, err := s.getHeader(ctx, hash)
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case !found:
+		return nil, false, fmt.Errorf("block %s vanished from the index", hash)
+	case after.GetOnActiveChain():
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED
+	case after.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_INVALID:
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_REJECTED
+		if re, ok := failures[hash]; ok {
+			resp.RejectReason, resp.RejectDetail = string(re.Kind), re.Detail
+		} else {
+			// An ancestor broke the rule; the index names it.
+			resp.RejectReason = after.GetInvalidReason()
+		}
+	default:
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_SIDE_CHAIN
+	}
+	return resp, true, nil
+}
+
+// processOrphans processes, recursively, the orphans whose parent became
+// known; the caller holds s.mu.
+func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash) {
+	queue := []chainhash.Hash{parent}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, o := range s.orphans.takeChildren(p) {
+			resp, indexed, err := s.process(ctx, o.block, o.raw)
+			if err != nil {
+				s.log.Error("orphan processing failed", "hash", o.hash.String(), "err", err)
+				s.orphans.add(o) // keep it for the next try
+				continue
+			}
+			s.log.Info("orphan block processed", "hash", o.hash.String(), "result", resp.GetResult().String(),
+				"reason", resp.GetRejectReason())
+			if indexed {
+				queue = append(queue, o.hash)
+			}
+		}
+	}
+}

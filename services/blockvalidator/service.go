@@ -1,0 +1,281 @@
+package blockvalidator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
+	eventsv1 "github.com/btcmesh/btcmesh/proto/btcmesh/events/v1"
+	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
+	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
+
+	"github.com/btcmesh/btcmesh/internal/blockstore"
+	"github.com/btcmesh/btcmesh/internal/bus"
+	"github.com/btcmesh/btcmesh/internal/grpcclient"
+	"github.com/btcmesh/btcmesh/internal/runner"
+	"github.com/btcmesh/btcmesh/internal/scriptpool"
+)
+
+const (
+	// rpcTimeout bounds one call to headers or utxostore.
+	rpcTimeout = 2 * time.Minute
+	// scriptAttempts is how often a script batch is sent before giving up.
+	scriptAttempts = 3
+	// planMaxConnect caps the blocks one connect plan lists; the
+	// activation loop asks again until the plan is empty.
+	planMaxConnect = 500
+	// blockAckWait is how long JetStream waits for an ack before
+	// redelivering a block.received event.
+	blockAckWait = 10 * time.Minute
+)
+
+// Service is the block validator.
+type Service struct {
+	cfg      Config
+	deps     runner.Deps
+	log      *slog.Logger
+	subjects bus.Subjects
+	metrics  *metrics
+	ready    *runner.ReadySignal
+
+	headersConn *grpc.ClientConn
+	utxoConn    *grpc.ClientConn
+	headers     headersv1.HeaderServiceClient
+	utxo        utxostorev1.UtxoStoreServiceClient
+	pool        *scriptpool.Client
+	timeSource  blockchain.MedianTimeSource
+
+	// set in Run before ready
+	runCtx context.Context
+	store  *blockstore.Store
+
+	// mu serializes block processing and guards orphans.
+	mu      sync.Mutex
+	orphans *orphanPool
+
+	// tip is the active tip as last told to headers (under tipMu).
+	tipMu     sync.Mutex
+	tipHash   chainhash.Hash
+	tipHeight int32
+	connected atomic.Int64
+	// orphanCount mirrors orphans.len() for GetStatus without s.mu.
+	orphanCount atomic.Int64
+}
+
+// New creates the block validator. It does no blocking I/O: gRPC clients
+// connect lazily and stores open in Run.
+func New(cfg Config, deps runner.Deps) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HeadersAddr == "" {
+		return nil, errors.New("blockvalidator: headers address is not set")
+	}
+	if cfg.UtxoStoreAddr == "" {
+		return nil, errors.New("blockvalidator: utxostore address is not set")
+	}
+	if deps.NATS == nil || deps.Network.Params == nil || deps.Log == nil {
+		return nil, errors.New("blockvalidator: deps need NATS, Network and Log")
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := grpcclient.Dial(cfg.HeadersAddr)
+	if err != nil {
+		return nil, fmt.Errorf("headers client: %w", err)
+	}
+	uc, err := grpcclient.Dial(cfg.UtxoStoreAddr)
+	if err != nil {
+		_ = hc.Close()
+		return nil, fmt.Errorf("utxostore client: %w", err)
+	}
+	subjects := bus.NewSubjects(deps.Network.Name)
+	return &Service{
+		cfg:         cfg,
+		deps:        deps,
+		log:         deps.Log,
+		subjects:    subjects,
+		metrics:     m,
+		ready:       runner.NewReadySignal(),
+		headersConn: hc,
+		utxoConn:    uc,
+		headers:     headersv1.NewHeaderServiceClient(hc),
+		utxo:        utxostorev1.NewUtxoStoreServiceClient(uc),
+		pool:        scriptpool.New(deps.NATS, subjects, cfg.ScriptTimeout, scriptAttempts),
+		timeSource:  blockchain.NewMedianTime(),
+		orphans:     newOrphanPool(cfg.MaxOrphans),
+		tipHeight:   -1,
+	}, nil
+}
+
+// Name is "blockvalidator".
+func (s *Service) Name() string { return "blockvalidator" }
+
+// RegisterGRPC registers BlockValidatorService on srv.
+func (s *Service) RegisterGRPC(srv *grpc.Server) {
+	blockvalidatorv1.RegisterBlockValidatorServiceServer(srv, &grpcServer{s: s})
+}
+
+// Ready is closed once the chain is reconciled and block events are consumed.
+func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
+
+// Run opens the block store, reconciles the header index with the UTXO
+// set, activates the best chain, consumes block.received events and
+// blocks until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	defer func() {
+		_ = s.headersConn.Close()
+		_ = s.utxoConn.Close()
+	}()
+	js, err := jetstream.New(s.deps.NATS)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	opts := bus.StreamOptions{Replicas: s.cfg.Replicas}
+	if _, err := bus.EnsureBlockStream(ctx, js, s.subjects, opts); err != nil {
+		return err
+	}
+	store, err := blockstore.Open(ctx, js, s.subjects.BlockBucket(), s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	s.store = store
+	s.runCtx = ctx
+
+	genesis := s.deps.Network.Params.GenesisBlock
+	var buf bytes.Buffer
+	if err := genesis.Serialize(&buf); err != nil {
+		return fmt.Errorf("serialize genesis block: %w", err)
+	}
+	if err := store.Put(ctx, genesis.BlockHash(), buf.Bytes()); err != nil {
+		return fmt.Errorf("store genesis block: %w", err)
+	}
+
+	// Dependencies started in the same process may still be opening their
+	// stores (they answer Unavailable): retry until they are up.
+	for attempt := 1; ; attempt++ {
+		s.mu.Lock()
+		err = s.reconcile(ctx, buf.Bytes())
+		if err == nil {
+			_, err = s.activateBestChain(ctx, nil)
+		}
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		if attempt%20 == 1 {
+			s.log.Info("waiting for headers and utxostore", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+
+	cons, err := js.CreateOrUpdateConsumer(ctx, s.subjects.BlockStream(), jetstream.ConsumerConfig{
+		Durable:       bus.BlockConsumer,
+		FilterSubject: s.subjects.BlockReceived(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       blockAckWait,
+		MaxAckPending: 64,
+	})
+	if err != nil {
+		return fmt.Errorf("block consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { s.handleBlockReceived(ctx, msg) })
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", s.subjects.BlockReceived(), err)
+	}
+	defer cc.Stop()
+
+	tipHash, tipHeight := s.tip()
+	s.log.Info("blockvalidator ready", "tip", tipHash.String(), "height", tipHeight)
+	s.ready.Set()
+	<-ctx.Done()
+	return nil
+}
+
+// handleBlockReceived processes one block.received event: it is acked
+// once the block was processed (whatever the verdict) and redelivered
+// later when a dependency failed.
+func (s *Service) handleBlockReceived(ctx context.Context, msg jetstream.Msg) {
+	ev := &eventsv1.BlockReceived{}
+	if err := proto.Unmarshal(msg.Data(), ev); err != nil || len(ev.GetHash()) != chainhash.HashSize {
+		s.log.Warn("bad block.received event dropped", "err", err, "hash_len", len(ev.GetHash()))
+		_ = msg.Term()
+		return
+	}
+	hash, _ := chainhash.NewHash(ev.GetHash())
+	raw, err := s.store.Get(ctx, *hash)
+	if errors.Is(err, blockstore.ErrNotFound) {
+		s.log.Warn("announced block not in block store", "hash", hash.String(), "source", ev.GetSource())
+		_ = msg.Term()
+		return
+	}
+	if err == nil {
+		var resp *blockvalidatorv1.SubmitBlockResponse
+		resp, err = s.submit(ctx, raw)
+		if err == nil {
+			s.log.Debug("received block processed", "hash", hash.String(), "source", ev.GetSource(),
+				"result", resp.GetResult().String(), "reason", resp.GetRejectReason())
+			_ = msg.Ack()
+			return
+		}
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		s.log.Warn("undecodable block dropped", "hash", hash.String(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	if ctx.Err() != nil {
+		return // redelivered after restart
+	}
+	s.log.Error("block processing failed, will retry", "hash", hash.String(), "err", err)
+	_ = msg.NakWithDelay(5 * time.Second)
+}
+
+// noteOrphans publishes the orphan pool's size; the caller holds s.mu.
+func (s *Service) noteOrphans() {
+	n := s.orphans.len()
+	s.orphanCount.Store(int64(n))
+	s.metrics.orphans.Set(float64(n))
+}
+
+// tip returns the active tip as last set.
+func (s *Service) tip() (chainhash.Hash, int32) {
+	s.tipMu.Lock()
+	defer s.tipMu.Unlock()
+	return s.tipHash, s.tipHeight
+}
+
+// setTip records the active tip from a headers answer.
+func (s *Service) setTip(info *headersv1.HeaderInfo) {
+	if info == nil || len(info.GetHash()) != chainhash.HashSize {
+		return
+	}
+	s.tipMu.Lock()
+	copy(s.tipHash[:], info.GetHash())
+	s.tipHeight = info.GetHeight()
+	s.tipMu.Unlock()
+	s.metrics.tipHeight.Set(float64(info.GetHeight()))
+}
