@@ -1,0 +1,63 @@
+package utxostore
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+)
+
+// Default tuning values.
+const (
+	// DefaultCacheMB is the default badger block cache size.
+	DefaultCacheMB = 256
+	// DefaultMemTableMB is the default badger memtable size; it bounds the
+	// size of one block's transaction (see the package comment).
+	DefaultMemTableMB = 128
+	// minMemTableMB keeps room for a 4 MB block in one transaction.
+	minMemTableMB = 64
+	// maxMemTableMB keeps the memtable arenas within reason.
+	maxMemTableMB = 2048
+)
+
+// Config holds the utxostore's settings.
+type Config struct {
+	// DataDir is the service's own directory (set by the command).
+	DataDir string
+	// CacheMB is badger's block cache in MiB (--utxostore-cache-mb).
+	CacheMB int
+	// MemTableMB is badger's memtable size in MiB
+	// (--utxostore-memtable-mb); one block's transaction may use 15% of it.
+	MemTableMB int
+	// SyncWrites fsyncs every commit (--utxostore-sync-writes).
+	SyncWrites bool
+}
+
+// DefaultConfig returns the defaults the flags start from.
+func DefaultConfig() Config {
+	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncWrites: true}
+}
+
+// RegisterFlags registers the utxostore's own tuning flags on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.IntVar(&c.CacheMB, "utxostore-cache-mb", d.CacheMB, "UTXO store: badger block cache size in MiB")
+	fs.IntVar(&c.MemTableMB, "utxostore-memtable-mb", d.MemTableMB,
+		"UTXO store: badger memtable size in MiB; one block's atomic write may use 15% of it")
+	fs.BoolVar(&c.SyncWrites, "utxostore-sync-writes", d.SyncWrites,
+		"UTXO store: fsync every block connect/disconnect (off: an OS crash may lose the last blocks, never half of one)")
+}
+
+// Validate checks the settings, naming the bad flag.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("utxostore: data directory is empty (--datadir)")
+	}
+	if c.CacheMB < 1 {
+		return fmt.Errorf("--utxostore-cache-mb must be >= 1 (got %d)", c.CacheMB)
+	}
+	if c.MemTableMB < minMemTableMB || c.MemTableMB > maxMemTableMB {
+		return fmt.Errorf("--utxostore-memtable-mb must be between %d and %d (got %d)",
+			minMemTableMB, maxMemTableMB, c.MemTableMB)
+	}
+	return nil
+}

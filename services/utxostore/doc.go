@@ -1,0 +1,58 @@
+// Package utxostore is btcmesh's UTXO set service.
+//
+// It serves btcmesh.utxostore.v1.UtxoStoreService over gRPC: batched
+// outpoint lookups, atomic ConnectBlock/DisconnectBlock with undo data, the
+// tip the set reflects, and gettxoutsetinfo-style statistics. It neither
+// consumes nor publishes NATS messages: blockvalidator drives it over gRPC
+// and announces new tips itself. It trusts its caller to have validated the
+// block (proof of work, scripts, amounts); it only enforces what the set
+// itself can see: the block extends the tip and every input is unspent.
+//
+// # Storage
+//
+// The set lives in a badger database in Config.DataDir. Keys:
+//
+//	'c' || txid (32 bytes, internal order) || vout (uint32 big-endian) -> coin
+//	'u' || block hash (32 bytes)                                     -> undo
+//	't'                                                              -> tip
+//	'm'                                                              -> meta
+//
+// A coin value is uvarint(height<<1 | coinbase) || uvarint(amount) ||
+// uvarint(len(pkScript)) || pkScript. Undo data is uvarint(n) followed by
+// the n spent coins (same encoding) in the block's input order, coinbase
+// excluded. The tip record is hash(32) || height(int32 BE) ||
+// txouts(uint64 BE) || total amount(uint64 BE), so the counters used for
+// metrics always agree with the set they describe. The meta record holds a
+// schema version and the network's genesis hash, so a data directory of
+// another network is refused.
+//
+// An empty store starts at the network's genesis block (height 0) with an
+// empty set: like Bitcoin Core, the genesis coinbase is never spendable.
+// Provably unspendable outputs (OP_RETURN scripts, scripts over 10,000
+// bytes) are not stored, as in Core.
+//
+// Undo records are kept for every connected block (as Core keeps rev*.dat
+// without pruning) and removed only when their block is disconnected.
+//
+// # Statistics
+//
+// GetStats scans the whole set in one snapshot: transactions (distinct
+// txids), txouts, bogosize (Core's 50 + len(pkScript) per output),
+// total_amount, and hash_serialized (SHA256d over the entries in key order,
+// serialized as documented on writeCoinSer). disk_size is the space the
+// store's files occupy, measured from the files (see diskSize).
+//
+// # Atomicity and durability
+//
+// Each ConnectBlock and DisconnectBlock is ONE badger transaction (spends,
+// new outputs, undo record and tip together), so after a crash the store
+// holds either the old or the new state, never a mix. Badger caps a
+// transaction at 15% of the memtable size and at that divided by ~100
+// bytes in entries; the default 128 MiB memtable
+// (--utxostore-memtable-mb) allows ~19 MiB and ~200k entries per
+// transaction, enough for any 4 MB block (at most ~111k outputs or ~24k
+// inputs). Writes are fsynced at commit (--utxostore-sync-writes, default
+// true); with it off a process crash still loses nothing (the write-ahead
+// log is in the page cache) and an OS crash loses at most the last blocks,
+// still as whole transactions.
+package utxostore

@@ -1,0 +1,174 @@
+package utxostore
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
+	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
+
+	"github.com/btcmesh/btcmesh/internal/rules"
+)
+
+// grpcServer implements utxostorev1.UtxoStoreServiceServer.
+type grpcServer struct {
+	utxostorev1.UnimplementedUtxoStoreServiceServer
+	svc *Service
+}
+
+func errNotReady() error { return status.Error(codes.Unavailable, "utxostore is not open yet") }
+
+// decodeBlock parses a serialized block (with witnesses).
+func decodeBlock(b []byte) (*wire.MsgBlock, error) {
+	if len(b) == 0 {
+		return nil, rules.InvalidArgument("block is empty")
+	}
+	var blk wire.MsgBlock
+	r := bytes.NewReader(b)
+	if err := blk.Deserialize(r); err != nil {
+		return nil, rules.InvalidArgument("block does not decode: %v", err)
+	}
+	if r.Len() != 0 {
+		return nil, rules.InvalidArgument("block has %d trailing bytes", r.Len())
+	}
+	return &blk, nil
+}
+
+// GetUtxos looks up outpoints in one snapshot.
+func (g *grpcServer) GetUtxos(_ context.Context, req *utxostorev1.GetUtxosRequest) (*utxostorev1.GetUtxosResponse, error) {
+	ops := make([]wire.OutPoint, len(req.GetOutpoints()))
+	for i, op := range req.GetOutpoints() {
+		if len(op.GetTxid()) != chainhash.HashSize {
+			return nil, rules.InvalidArgument("outpoints[%d].txid is %d bytes, want 32", i, len(op.GetTxid()))
+		}
+		copy(ops[i].Hash[:], op.GetTxid())
+		ops[i].Index = op.GetIndex()
+	}
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	found, tip, err := st.lookupMany(ops)
+	if err != nil {
+		return nil, rules.ToStatus(err)
+	}
+	g.svc.metrics.lookups.Add(float64(len(ops)))
+	resp := &utxostorev1.GetUtxosResponse{
+		Utxos:     make([]*utxostorev1.Utxo, len(ops)),
+		TipHash:   tip.hash[:],
+		TipHeight: tip.height,
+	}
+	for i, l := range found {
+		u := &utxostorev1.Utxo{Outpoint: req.GetOutpoints()[i], Found: l.found}
+		if l.found {
+			u.Output = &commonv1.TxOut{Value: l.coin.amount, PkScript: l.coin.script}
+			u.Height = l.coin.height
+			u.Coinbase = l.coin.coinbase
+		}
+		resp.Utxos[i] = u
+	}
+	return resp, nil
+}
+
+// ConnectBlock applies a block on top of the tip.
+func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlockRequest) (*utxostorev1.ConnectBlockResponse, error) {
+	if req.GetHeight() < 1 {
+		return nil, rules.InvalidArgument("height must be >= 1 (got %d)", req.GetHeight())
+	}
+	blk, err := decodeBlock(req.GetBlock())
+	if err != nil {
+		return nil, err
+	}
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	start := time.Now()
+	res, err := st.connect(blk, req.GetHeight())
+	if err != nil {
+		g.svc.deps.Log.Warn("block not connected", "height", req.GetHeight(),
+			"hash", blk.BlockHash().String(), "err", err)
+		return nil, rules.ToStatus(err)
+	}
+	elapsed := time.Since(start)
+	g.svc.metrics.connect.Observe(elapsed.Seconds())
+	g.svc.metrics.spent.Add(float64(res.spent))
+	g.svc.metrics.setTip(res.tip)
+	g.svc.deps.Log.Info("block connected", "height", res.tip.height, "hash", res.tip.hash.String(),
+		"txs", len(blk.Transactions), "spent", res.spent, "created", res.created,
+		"txouts", res.tip.txouts, "ms", elapsed.Milliseconds())
+	return &utxostorev1.ConnectBlockResponse{TipHash: res.tip.hash[:], TipHeight: res.tip.height}, nil
+}
+
+// DisconnectBlock undoes the tip block.
+func (g *grpcServer) DisconnectBlock(_ context.Context, req *utxostorev1.DisconnectBlockRequest) (*utxostorev1.DisconnectBlockResponse, error) {
+	blk, err := decodeBlock(req.GetBlock())
+	if err != nil {
+		return nil, err
+	}
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	start := time.Now()
+	tip, err := st.disconnect(blk)
+	if err != nil {
+		g.svc.deps.Log.Warn("block not disconnected", "hash", blk.BlockHash().String(), "err", err)
+		return nil, rules.ToStatus(err)
+	}
+	g.svc.metrics.disconnect.Observe(time.Since(start).Seconds())
+	g.svc.metrics.setTip(tip)
+	g.svc.deps.Log.Info("block disconnected", "hash", blk.BlockHash().String(),
+		"tip", tip.hash.String(), "height", tip.height, "txouts", tip.txouts)
+	return &utxostorev1.DisconnectBlockResponse{TipHash: tip.hash[:], TipHeight: tip.height}, nil
+}
+
+// GetTip returns the block the set reflects (the genesis block for a new
+// store, never the "before genesis" zero hash).
+func (g *grpcServer) GetTip(context.Context, *utxostorev1.GetTipRequest) (*utxostorev1.GetTipResponse, error) {
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	tip, err := st.tip()
+	if err != nil {
+		return nil, rules.ToStatus(err)
+	}
+	return &utxostorev1.GetTipResponse{TipHash: tip.hash[:], TipHeight: tip.height}, nil
+}
+
+// GetStats scans the whole set (gettxoutsetinfo); it is O(set size).
+func (g *grpcServer) GetStats(ctx context.Context, _ *utxostorev1.GetStatsRequest) (*utxostorev1.GetStatsResponse, error) {
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	s, err := st.stats(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		return nil, rules.ToStatus(err)
+	}
+	return &utxostorev1.GetStatsResponse{
+		Height:         s.tip.height,
+		BestBlock:      s.tip.hash[:],
+		Transactions:   s.transactions,
+		Txouts:         s.txouts,
+		Bogosize:       s.bogosize,
+		HashSerialized: s.hashSerialized[:],
+		TotalAmount:    s.totalAmount,
+		DiskSize:       s.diskSize,
+	}, nil
+}
