@@ -4,13 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/btcmesh/btcmesh/internal/config"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/btcmesh/btcmesh/internal/chain"
+	"github.com/btcmesh/btcmesh/internal/config"
 )
 
 // Defaults of the service's flags.
