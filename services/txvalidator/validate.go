@@ -1,0 +1,438 @@
+package txvalidator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/txscript/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+
+	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
+	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
+
+	"github.com/btcmesh/btcmesh/internal/chain"
+	"github.com/btcmesh/btcmesh/internal/rules"
+)
+
+// CoinbaseJob is the rule a coinbase transaction breaks when it is
+// submitted as a job: coinbases are checked by the block path itself.
+const CoinbaseJob rules.Kind = "bad-txns-coinbase"
+
+// TooManySigops is Core's policy rule for a transaction whose sigop cost
+// is above MaxStandardTxSigOpsCost.
+const TooManySigops rules.Kind = "bad-txns-too-many-sigops"
+
+// MaxStandardTxSigOpsCost is Core's policy limit on one transaction's
+// sigop cost (a fifth of the block limit).
+const MaxStandardTxSigOpsCost = blockchain.MaxBlockSigOpsCost / 5
+
+// argError is a request that is wrong in itself (not a rule violation);
+// gRPC answers it with InvalidArgument.
+type argError struct{ msg string }
+
+func (e *argError) Error() string { return e.msg }
+
+func argErrorf(format string, args ...any) error {
+	return &argError{msg: fmt.Sprintf(format, args...)}
+}
+
+// engine validates batches. It is shared by the gRPC and NATS paths and is
+// safe for concurrent use.
+type engine struct {
+	net      chain.Network
+	sigCache *txscript.SigCache
+	// slots bounds how many goroutines verify at once, process-wide.
+	slots   chan struct{}
+	workers int
+	m       *metrics
+}
+
+func newEngine(net chain.Network, cfg Config, m *metrics) *engine {
+	var sc *txscript.SigCache
+	if cfg.SigCacheEntries > 0 {
+		sc = txscript.NewSigCache(uint(cfg.SigCacheEntries))
+	}
+	return &engine{
+		net:      net,
+		sigCache: sc,
+		slots:    make(chan struct{}, cfg.Workers),
+		workers:  cfg.Workers,
+		m:        m,
+	}
+}
+
+// batch is one request's settings, resolved.
+type batch struct {
+	mode      txvalidatorv1.Mode
+	height    int32
+	mtp       int64
+	blockTime int64
+	// flags run the scripts; consensus re-checks a policy failure.
+	flags, consensus txscript.ScriptFlags
+	policy           bool
+}
+
+// job is one transaction that passed the non-script checks and waits for
+// its scripts to be verified.
+type job struct {
+	tx         *wire.MsgTx
+	prevouts   []*txvalidatorv1.Prevout
+	fetcher    *txscript.MultiPrevOutFetcher
+	sigHashes  *txscript.TxSigHashes
+	start, end int
+	res        *txvalidatorv1.TxResult
+
+	// minFail is the lowest failing input index seen so far; inputs above
+	// it need not run. failErr is that input's rejection.
+	minFail atomic.Int64
+	mu      sync.Mutex
+	failErr error
+}
+
+// validate runs req and answers one result per job. It returns an
+// *argError for malformed requests and the context's error when cancelled.
+func (e *engine) validate(ctx context.Context, req *txvalidatorv1.ValidateRequest, transport string) (*txvalidatorv1.ValidateResponse, error) {
+	began := time.Now()
+	b, err := e.resolve(req)
+	if err != nil {
+		return nil, err
+	}
+	jobs := req.GetJobs()
+	results := make([]*txvalidatorv1.TxResult, len(jobs))
+	argErrs := make([]error, len(jobs))
+
+	var wg sync.WaitGroup
+	for i, pj := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !e.acquire(ctx) {
+				return
+			}
+			j, res, aerr := e.prepare(pj, b)
+			e.release()
+			if aerr != nil {
+				argErrs[i] = fmt.Errorf("job %d: %w", i, aerr)
+				return
+			}
+			if j != nil {
+				e.runScripts(ctx, j, b)
+				res = j.res
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, aerr := range argErrs {
+		if aerr != nil {
+			return nil, aerr
+		}
+	}
+	modeName := b.mode.String()
+	for _, r := range results {
+		e.m.jobs.WithLabelValues(modeName, transport).Inc()
+		if !r.GetValid() {
+			e.m.rejected.WithLabelValues(r.GetRejection().GetRule()).Inc()
+		}
+	}
+	e.m.batchSeconds.WithLabelValues(transport).Observe(time.Since(began).Seconds())
+	return &txvalidatorv1.ValidateResponse{Results: results}, nil
+}
+
+func (e *engine) acquire(ctx context.Context) bool {
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (e *engine) release() { <-e.slots }
+
+// resolve checks the request-wide settings and picks the script flags.
+func (e *engine) resolve(req *txvalidatorv1.ValidateRequest) (*batch, error) {
+	b := &batch{
+		mode:      req.GetMode(),
+		height:    req.GetContext().GetHeight(),
+		mtp:       req.GetContext().GetMedianTimePast(),
+		blockTime: req.GetContext().GetBlockTime(),
+		policy:    req.GetPolicy(),
+	}
+	switch b.mode {
+	case txvalidatorv1.Mode_MODE_UNSPECIFIED:
+		b.mode = txvalidatorv1.Mode_MODE_FULL
+	case txvalidatorv1.Mode_MODE_FULL, txvalidatorv1.Mode_MODE_SCRIPTS_ONLY:
+	default:
+		return nil, argErrorf("unknown mode %v", b.mode)
+	}
+	if b.mode == txvalidatorv1.Mode_MODE_FULL && req.GetContext() == nil {
+		return nil, argErrorf("MODE_FULL needs a chain context")
+	}
+	if len(req.GetFlags()) == 0 {
+		b.consensus = e.net.ScriptFlags(b.height)
+		b.flags = b.consensus
+		if b.policy {
+			b.flags = e.net.PolicyScriptFlags(b.height)
+		}
+	} else {
+		f, err := FlagsFromProto(req.GetFlags())
+		if err != nil {
+			return nil, argErrorf("%v", err)
+		}
+		b.consensus = f
+		b.flags = f
+		if b.policy {
+			b.flags |= txscript.StandardVerifyFlags
+		}
+	}
+	return b, nil
+}
+
+// reject builds a failed result from a rule error.
+func reject(res *txvalidatorv1.TxResult, err error) *txvalidatorv1.TxResult {
+	err = rules.FromBtcd(err)
+	kind, ok := rules.KindOf(err)
+	if !ok {
+		kind = "internal-error"
+	}
+	detail := err.Error()
+	if re, isRule := err.(*rules.RuleError); isRule {
+		detail = re.Detail
+	}
+	res.Valid = false
+	res.Rejection = &commonv1.Rejection{Rule: string(kind), Detail: detail}
+	return res
+}
+
+// prepare runs every check but the scripts. It returns the job to run
+// scripts for, or the final result when the transaction was rejected, or
+// an argument error.
+func (e *engine) prepare(pj *txvalidatorv1.TxJob, b *batch) (*job, *txvalidatorv1.TxResult, error) {
+	res := &txvalidatorv1.TxResult{FailedInput: -1}
+	tx := &wire.MsgTx{}
+	r := bytes.NewReader(pj.GetTx())
+	if err := tx.Deserialize(r); err != nil {
+		return nil, reject(res, rules.New(rules.Malformed, "transaction does not decode: %v", err)), nil
+	}
+	if r.Len() != 0 {
+		return nil, reject(res, rules.New(rules.Malformed, "%d trailing bytes after the transaction", r.Len())), nil
+	}
+	if len(pj.GetPrevouts()) != len(tx.TxIn) {
+		return nil, nil, argErrorf("%d prevouts for %d inputs", len(pj.GetPrevouts()), len(tx.TxIn))
+	}
+	start, end := int(pj.GetInputStart()), int(pj.GetInputEnd())
+	if start == 0 && end == 0 {
+		end = len(tx.TxIn)
+	}
+	if start < 0 || start >= end || end > len(tx.TxIn) {
+		return nil, nil, argErrorf("input range [%d,%d) outside the transaction's %d inputs", start, end, len(tx.TxIn))
+	}
+	prevOuts := make(map[wire.OutPoint]*wire.TxOut, len(tx.TxIn))
+	for i, in := range tx.TxIn {
+		out := pj.GetPrevouts()[i].GetOutput()
+		if out == nil {
+			return nil, nil, argErrorf("prevout %d has no output", i)
+		}
+		prevOuts[in.PreviousOutPoint] = &wire.TxOut{Value: out.GetValue(), PkScript: out.GetPkScript()}
+	}
+	utx := btcutil.NewTx(tx)
+	weight := blockchain.GetTransactionWeight(utx)
+	res.Weight = weight
+
+	if b.mode == txvalidatorv1.Mode_MODE_FULL {
+		if err := blockchain.CheckTransactionSanity(utx); err != nil {
+			return nil, reject(res, err), nil
+		}
+	}
+	if blockchain.IsCoinBaseTx(tx) {
+		return nil, reject(res, rules.New(CoinbaseJob, "coinbase must not be submitted as a job")), nil
+	}
+	if b.mode == txvalidatorv1.Mode_MODE_FULL {
+		if err := e.checkFull(utx, pj.GetPrevouts(), prevOuts, b, res); err != nil {
+			return nil, reject(res, err), nil
+		}
+	}
+	fetcher := txscript.NewMultiPrevOutFetcher(prevOuts)
+	j := &job{
+		tx:        tx,
+		prevouts:  pj.GetPrevouts(),
+		fetcher:   fetcher,
+		sigHashes: txscript.NewTxSigHashes(tx, fetcher),
+		start:     start,
+		end:       end,
+		res:       res,
+	}
+	j.minFail.Store(math.MaxInt64)
+	return j, nil, nil
+}
+
+// checkFull runs the MODE_FULL checks after sanity and other than scripts,
+// in Bitcoin Core's order, filling fee and sigop cost.
+func (e *engine) checkFull(utx *btcutil.Tx, prevouts []*txvalidatorv1.Prevout, prevOuts map[wire.OutPoint]*wire.TxOut, b *batch, res *txvalidatorv1.TxResult) error {
+	tx := utx.MsgTx()
+	if b.policy {
+		if err := checkStandard(tx, res.Weight); err != nil {
+			return err
+		}
+	}
+	cutoff := time.Unix(b.blockTime, 0)
+	if e.net.CSVActive(b.height) {
+		cutoff = time.Unix(b.mtp, 0)
+	}
+	if !blockchain.IsFinalizedTransaction(utx, b.height, cutoff) {
+		return rules.New(rules.NonFinal, "locktime %d not reached at height %d, time %d",
+			tx.LockTime, b.height, cutoff.Unix())
+	}
+	if e.net.CSVActive(b.height) {
+		if err := checkSequenceLocks(tx, prevouts, b.height, b.mtp); err != nil {
+			return err
+		}
+	}
+	view := blockchain.NewUtxoViewpoint()
+	entries := view.Entries()
+	for i, in := range tx.TxIn {
+		p := prevouts[i]
+		entries[in.PreviousOutPoint] = blockchain.NewUtxoEntry(prevOuts[in.PreviousOutPoint], p.GetHeight(), p.GetCoinbase())
+	}
+	fee, err := blockchain.CheckTransactionInputs(utx, b.height, view, e.net.Params)
+	if err != nil {
+		return err
+	}
+	res.Fee = fee
+	sigops, err := blockchain.GetSigOpCost(utx, false, view, true, e.net.SegwitActive(b.height))
+	if err != nil {
+		return err
+	}
+	res.SigopCost = int64(sigops)
+	if sigops > blockchain.MaxBlockSigOpsCost {
+		return rules.New(rules.BadBlockSigops, "transaction sigop cost %d exceeds the block limit %d", sigops, blockchain.MaxBlockSigOpsCost)
+	}
+	if b.policy && sigops > MaxStandardTxSigOpsCost {
+		return rules.New(TooManySigops, "sigop cost %d > %d", sigops, MaxStandardTxSigOpsCost)
+	}
+	return nil
+}
+
+// checkSequenceLocks applies BIP68 relative locks as Bitcoin Core's
+// CalculateSequenceLocks and EvaluateSequenceLocks do.
+func checkSequenceLocks(tx *wire.MsgTx, prevouts []*txvalidatorv1.Prevout, height int32, mtp int64) error {
+	if uint32(tx.Version) < 2 {
+		return nil
+	}
+	minHeight, minTime := int64(-1), int64(-1)
+	heightInput, timeInput := -1, -1
+	for i, in := range tx.TxIn {
+		seq := in.Sequence
+		if seq&wire.SequenceLockTimeDisabled != 0 {
+			continue
+		}
+		lock := int64(seq & wire.SequenceLockTimeMask)
+		if seq&wire.SequenceLockTimeIsSeconds != 0 {
+			t := prevouts[i].GetMedianTimePast() + lock<<wire.SequenceLockTimeGranularity - 1
+			if t > minTime {
+				minTime, timeInput = t, i
+			}
+		} else {
+			h := int64(prevouts[i].GetHeight()) + lock - 1
+			if h > minHeight {
+				minHeight, heightInput = h, i
+			}
+		}
+	}
+	if minHeight >= int64(height) {
+		return rules.New(rules.NonBIP68Final, "input %d: relative lock until height %d, block height %d",
+			heightInput, minHeight+1, height)
+	}
+	if minTime >= mtp {
+		return rules.New(rules.NonBIP68Final, "input %d: relative lock until time %d, median time past %d",
+			timeInput, minTime+1, mtp)
+	}
+	return nil
+}
+
+// chunkSize splits n inputs so that every worker gets several pieces.
+func (e *engine) chunkSize(n int) int {
+	parts := e.workers * 4
+	return max(1, (n+parts-1)/parts)
+}
+
+// runScripts verifies j's input range in chunks over the worker slots and
+// records the lowest failing input.
+func (e *engine) runScripts(ctx context.Context, j *job, b *batch) {
+	size := e.chunkSize(j.end - j.start)
+	var wg sync.WaitGroup
+	for lo := j.start; lo < j.end; lo += size {
+		hi := min(lo+size, j.end)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !e.acquire(ctx) {
+				return
+			}
+			defer e.release()
+			for i := lo; i < hi; i++ {
+				if int64(i) > j.minFail.Load() || ctx.Err() != nil {
+					return
+				}
+				if err := e.verifyInput(j, i, b); err != nil {
+					j.fail(i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if f := j.minFail.Load(); f != math.MaxInt64 {
+		j.res.FailedInput = int32(f)
+		reject(j.res, j.failErr)
+		return
+	}
+	j.res.Valid = true
+}
+
+func (j *job) fail(i int, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if int64(i) < j.minFail.Load() {
+		j.minFail.Store(int64(i))
+		j.failErr = err
+	}
+}
+
+// verifyInput runs input i's scripts; a failure under policy flags is
+// re-checked under consensus flags to tell the two apart.
+func (e *engine) verifyInput(j *job, i int, b *batch) error {
+	err := e.execute(j, i, b.flags)
+	if err == nil {
+		return nil
+	}
+	if b.flags != b.consensus {
+		if cerr := e.execute(j, i, b.consensus); cerr == nil {
+			return rules.New(rules.PolicyScriptFailed, "input %d: %v", i, err)
+		} else {
+			err = cerr
+		}
+	}
+	return rules.New(rules.ScriptFailed, "input %d: %v", i, err)
+}
+
+func (e *engine) execute(j *job, i int, flags txscript.ScriptFlags) error {
+	e.m.inputsVerified.Inc()
+	out := j.prevouts[i].GetOutput()
+	vm, err := txscript.NewEngine(out.GetPkScript(), j.tx, i, flags, e.sigCache, j.sigHashes, out.GetValue(), j.fetcher)
+	if err != nil {
+		return err
+	}
+	return vm.Execute()
+}
