@@ -77,6 +77,10 @@ func PublishDurable(ctx context.Context, js jetstream.JetStream, subject string,
 	return nil
 }
 
+// ErrorHeader is the reply header a worker sets, with the reason, when it
+// refuses a malformed request; Request turns it into an error.
+const ErrorHeader = "Btcmesh-Error"
+
 // ErrNoResponders means no worker is subscribed to a request subject.
 var ErrNoResponders = errors.New("no workers are listening")
 
@@ -94,6 +98,9 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req, resp proto
 		msg, err := nc.RequestWithContext(rctx, subject, data)
 		cancel()
 		if err == nil {
+			if reason := msg.Header.Get(ErrorHeader); reason != "" {
+				return fmt.Errorf("request %s refused: %s", subject, reason)
+			}
 			return proto.Unmarshal(msg.Data, resp)
 		}
 		if ctx.Err() != nil {

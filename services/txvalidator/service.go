@@ -20,7 +20,7 @@ import (
 
 // ErrorHeader is the NATS reply header that carries the reason when a
 // request is malformed; the reply then holds an empty ValidateResponse.
-const ErrorHeader = "Btcmesh-Error"
+const ErrorHeader = bus.ErrorHeader
 
 // Service is the txvalidator: gRPC TxValidatorService plus a worker in the
 // NATS queue group.

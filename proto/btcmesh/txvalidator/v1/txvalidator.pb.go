@@ -434,7 +434,8 @@ type ValidateRequest struct {
 	// mode picks the checks.
 	Mode Mode `protobuf:"varint,3,opt,name=mode,proto3,enum=btcmesh.txvalidator.v1.Mode" json:"mode,omitempty"`
 	// flags are the script flags; when empty the validator uses the network's
-	// consensus flags for context.height.
+	// consensus flags for context.height. [SCRIPT_FLAG_UNSPECIFIED] alone
+	// means no flags at all.
 	Flags []ScriptFlag `protobuf:"varint,4,rep,packed,name=flags,proto3,enum=btcmesh.txvalidator.v1.ScriptFlag" json:"flags,omitempty"`
 	// policy adds standard-policy script flags and standardness checks.
 	Policy        bool `protobuf:"varint,5,opt,name=policy,proto3" json:"policy,omitempty"`
