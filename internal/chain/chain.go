@@ -55,6 +55,15 @@ func Lookup(name string) (Network, error) {
 	return n, nil
 }
 
+// Custom returns a Network for arbitrary chain parameters, for tests that
+// bring their own (btcd's fullblocktests, for example). name becomes the
+// NATS subject token, so it must not contain dots or spaces; csv, segwit and
+// taproot are the heights from which those deployments are enforced
+// (math.MaxInt32 for never). The registered networks are not affected.
+func Custom(name string, p *chaincfg.Params, csv, segwit, taproot int32) Network {
+	return Network{Name: name, Params: p, CSVHeight: csv, SegwitHeight: segwit, TaprootHeight: taproot}
+}
+
 // ScriptFlags returns the consensus script verification flags for a block
 // at height, following the network's activation heights.
 func (n Network) ScriptFlags(height int32) txscript.ScriptFlags {

@@ -33,3 +33,20 @@ func TestScriptFlagsFollowActivationHeights(t *testing.T) {
 		t.Fatal("regtest enforces everything from height 1")
 	}
 }
+
+func TestCustomNetworkUsesItsOwnHeights(t *testing.T) {
+	reg, _ := Lookup("regtest")
+	n := Custom("fbtest", reg.Params, 1<<30, 1<<30, 1<<30)
+	if n.Name != "fbtest" || n.Params != reg.Params {
+		t.Fatalf("custom network %+v", n)
+	}
+	if n.CSVActive(1000) || n.SegwitActive(1000) || n.ScriptFlags(1000)&txscript.ScriptVerifyTaproot != 0 {
+		t.Fatal("deployments must follow the custom heights")
+	}
+	if _, err := Lookup("fbtest"); err == nil {
+		t.Fatal("a custom network must not be registered")
+	}
+	if again, _ := Lookup("regtest"); !again.SegwitActive(1) {
+		t.Fatal("regtest changed")
+	}
+}

@@ -27,7 +27,11 @@ const (
 )
 
 // decodeBlock parses a serialized block (with witnesses), refusing
-// trailing bytes.
+// trailing bytes and any encoding other than the canonical one (the wire
+// decoder already refuses non-minimal compact sizes and a witness flag
+// without witnesses; the size check catches whatever else re-serializes
+// differently, so the bytes stored are exactly those the hash and the
+// size and weight limits were computed from).
 func decodeBlock(raw []byte) (*btcutil.Block, error) {
 	var mb wire.MsgBlock
 	r := bytes.NewReader(raw)
@@ -36,6 +40,9 @@ func decodeBlock(raw []byte) (*btcutil.Block, error) {
 	}
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%d trailing bytes after the block", r.Len())
+	}
+	if n := mb.SerializeSize(); n != len(raw) {
+		return nil, fmt.Errorf("non-canonical block encoding: %d bytes, %d when re-serialized", len(raw), n)
 	}
 	return btcutil.NewBlockFromBlockAndBytes(&mb, raw), nil
 }
@@ -135,13 +142,16 @@ func resolveInputs(txs []*btcutil.Tx) ([][]inputRef, []wire.OutPoint, int, error
 	return refs, external, inputs, nil
 }
 
-// bip30Needed reports whether a block at height must be checked for
-// transactions that overwrite unspent outputs (BIP30). Once BIP34 is
-// active every coinbase commits to its height, so its txid (and so every
-// descendant txid) is unique and the check can be skipped, as Core does,
-// until heights where an old coinbase's script could read as a BIP34 height.
-func bip30Needed(height int32, params *chaincfg.Params) bool {
-	return height < params.BIP0034Height || height >= bip34ImpliesBIP30Limit
+// bip30MaySkip reports whether a block at height may skip the check for
+// transactions that overwrite unspent outputs (BIP30), provided the chain's
+// block at BIP0034Height is params.BIP0034Hash. Once BIP34 is active every
+// coinbase commits to its height, so its txid (and so every descendant
+// txid) is unique; Core and btcd skip the check only when BIP34's
+// activation block is the known one (so never on networks without a
+// BIP0034Hash: regtest, signet, testnet4) and only below the height where
+// an old coinbase's script could read as a BIP34 height.
+func bip30MaySkip(height int32, params *chaincfg.Params) bool {
+	return params.BIP0034Hash != nil && params.BIP0034Height < height && height < bip34ImpliesBIP30Limit
 }
 
 // bip30Exception reports whether the block is one of the two mainnet

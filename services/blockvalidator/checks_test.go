@@ -10,6 +10,7 @@ import (
 
 	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
@@ -182,8 +183,15 @@ func TestResolveInputs(t *testing.T) {
 func TestBIP30AndAmounts(t *testing.T) {
 	net := regtest(t)
 	p := net.Params
-	if !bip30Needed(0, p) || bip30Needed(1, p) || bip30Needed(500000, p) || !bip30Needed(bip34ImpliesBIP30Limit, p) {
-		t.Fatal("bip30Needed wrong on regtest (BIP34 at 1)")
+	// Regtest has no BIP34 activation hash: BIP30 is always checked, as
+	// in Core and btcd.
+	if bip30MaySkip(0, p) || bip30MaySkip(2, p) || bip30MaySkip(500000, p) {
+		t.Fatal("bip30MaySkip must be false on regtest (no BIP0034Hash)")
+	}
+	mp := &chaincfg.MainNetParams
+	if bip30MaySkip(mp.BIP0034Height, mp) || !bip30MaySkip(mp.BIP0034Height+1, mp) ||
+		!bip30MaySkip(500000, mp) || bip30MaySkip(bip34ImpliesBIP30Limit, mp) {
+		t.Fatal("bip30MaySkip wrong on mainnet")
 	}
 	if bip30Exception(91842, chainhash.Hash{}, p) {
 		t.Fatal("regtest has no BIP30 exceptions")

@@ -1,6 +1,7 @@
 package blockvalidator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -42,7 +43,19 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 		return err
 	}
 	lookup := external
-	checkBIP30 := bip30Needed(h, params) && !bip30Exception(h, hash, params)
+	checkBIP30 := !bip30Exception(h, hash, params)
+	if checkBIP30 && bip30MaySkip(h, params) {
+		// The block's parent is the active tip: BIP34's activation block
+		// is the active chain's block at that height.
+		cctx, cancel := callCtx(ctx)
+		bresp, err := s.headers.GetHeadersByHeight(cctx, &headersv1.GetHeadersByHeightRequest{Heights: []int32{params.BIP0034Height}})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("headers.GetHeadersByHeight for BIP34 activation block: %w", err)
+		}
+		infos := bresp.GetInfos()
+		checkBIP30 = !(len(infos) == 1 && bytes.Equal(infos[0].GetHash(), params.BIP0034Hash[:]))
+	}
 	if checkBIP30 {
 		lookup = append(external[:len(external):len(external)], bip30Outpoints(txs)...)
 	}
@@ -63,16 +76,17 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 		}
 		utxos = resp.GetUtxos()
 	}
-	for i, op := range external {
-		if !utxos[i].GetFound() {
-			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
-		}
-	}
+	// BIP30 first, as Core's ConnectBlock checks it before any input.
 	if checkBIP30 {
 		for i := len(external); i < len(lookup); i++ {
 			if utxos[i].GetFound() {
 				return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, lookup[i])
 			}
+		}
+	}
+	for i, op := range external {
+		if !utxos[i].GetFound() {
+			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
 		}
 	}
 
@@ -135,7 +149,7 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 			loc := locs[i]
 			jobs = append(jobs, &txvalidatorv1.TxJob{Tx: raw[loc.TxStart : loc.TxStart+loc.TxLen], Prevouts: prevouts})
 		}
-		vresp, err := s.pool.Validate(ctx, &txvalidatorv1.ValidateRequest{
+		vresp, err := s.validateTxs(ctx, txs, &txvalidatorv1.ValidateRequest{
 			Jobs: jobs,
 			Context: &txvalidatorv1.ChainContext{
 				Height:         h,

@@ -184,6 +184,14 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte)
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_REJECTED
 		if re, ok := failures[hash]; ok {
 			resp.RejectReason, resp.RejectDetail = string(re.Kind), re.Detail
+		} else if anc, re, err := s.failedAncestor(ctx, after, failures); err != nil {
+			return nil, false, err
+		} else if re != nil {
+			// An ancestor connected in this call broke a rule (the block
+			// was not known invalid when it arrived): report that rule,
+			// as btcd's ProcessBlock and Core's log do.
+			resp.RejectReason = string(re.Kind)
+			resp.RejectDetail = fmt.Sprintf("ancestor %s: %s", anc, re.Detail)
 		} else {
 			// An ancestor broke the rule; the index names it.
 			resp.RejectReason = after.GetInvalidReason()
@@ -215,4 +223,27 @@ func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash) {
 			}
 		}
 	}
+}
+
+// failedAncestor walks back from an invalid block through its invalid
+// ancestors to the one whose rule violation is recorded in failures (the
+// blocks marked invalid while activating the chain in this call). It
+// returns a nil rule when none of them is.
+func (s *Service) failedAncestor(ctx context.Context, info *headersv1.HeaderInfo, failures map[chainhash.Hash]*rules.RuleError) (chainhash.Hash, *rules.RuleError, error) {
+	if len(failures) == 0 {
+		return chainhash.Hash{}, nil, nil
+	}
+	for info.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_INVALID && len(info.GetHeader()) >= 36 {
+		var parent chainhash.Hash
+		copy(parent[:], info.GetHeader()[4:36])
+		if re, ok := failures[parent]; ok {
+			return parent, re, nil
+		}
+		next, found, err := s.getHeader(ctx, parent)
+		if err != nil || !found {
+			return chainhash.Hash{}, nil, err
+		}
+		info = next
+	}
+	return chainhash.Hash{}, nil, nil
 }

@@ -57,6 +57,7 @@ type Service struct {
 	headers     headersv1.HeaderServiceClient
 	utxo        utxostorev1.UtxoStoreServiceClient
 	pool        *scriptpool.Client
+	scripts     *scriptCache // script-execution cache fed by tx.accepted
 	timeSource  blockchain.MedianTimeSource
 
 	// set in Run before ready
@@ -96,6 +97,10 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	scripts, err := newScriptCache(deps.Network, deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	hc, err := grpcclient.Dial(cfg.HeadersAddr)
 	if err != nil {
 		return nil, fmt.Errorf("headers client: %w", err)
@@ -120,6 +125,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		pool:        scriptpool.New(deps.NATS, subjects, cfg.ScriptTimeout, scriptAttempts),
 		timeSource:  blockchain.NewMedianTime(),
 		orphans:     newOrphanPool(cfg.MaxOrphans),
+		scripts:     scripts,
 		tipHeight:   -1,
 	}, nil
 }
@@ -157,6 +163,11 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.store = store
 	s.runCtx = ctx
+	unsubscribe, err := s.subscribeAccepted(s.deps.NATS)
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
 
 	genesis := s.deps.Network.Params.GenesisBlock
 	var buf bytes.Buffer

@@ -477,6 +477,7 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 	}
 	for _, c := range changes {
 		c.n.status, c.n.reason = c.status, c.reason
+		x.noteData(c.n)
 	}
 	s.log.Info("block status set", "height", n.height, "hash", h.String(),
 		"status", req.Status.String(), "reason", n.reason, "descendants_invalidated", len(changes)-1)
@@ -488,11 +489,12 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 }
 
 // connectPlan finds the most-work block whose branch from the active chain
-// is entirely stored and not invalid, if it has more work than the tip.
+// is entirely stored and not invalid, if it beats the tip: more work, or
+// equal work with data stored earlier (betterCandidate).
 func (x *index) connectPlan() (cand *node, b branch) {
 	tip := x.tip()
 	for leaf := range x.leaves {
-		if leaf.work.Cmp(tip.work) <= 0 {
+		if leaf.work.Cmp(tip.work) < 0 {
 			continue
 		}
 		lb := x.branchTo(leaf)
@@ -504,10 +506,10 @@ func (x *index) connectPlan() (cand *node, b branch) {
 			}
 			last = n
 		}
-		if last == nil || last.work.Cmp(tip.work) <= 0 {
+		if last == nil || last == tip || !betterCandidate(last, tip) {
 			continue
 		}
-		if cand == nil || better(last, cand) {
+		if cand == nil || betterCandidate(last, cand) {
 			cand, b = last, lb
 		}
 	}

@@ -730,3 +730,40 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func blockchainInt(v int64) *big.Int { return big.NewInt(v) }
+
+// TestEqualWorkPlanPrefersFirstStored: after a reorg onto an equal-work
+// branch fails halfway, the plan leads back to the branch whose data was
+// stored first (Core's nSequenceId rule), and never to a later one.
+func TestEqualWorkPlanPrefersFirstStored(t *testing.T) {
+	h := start(t, testenv.NATS(t), t.TempDir())
+	a := chainOn(genesis(), 3, 1) // a1..a3
+	h.submit(a...)
+	h.setStatus(statusHaveData, "", a...)
+	if _, err := h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(a[2])}); err != nil {
+		t.Fatal(err)
+	}
+	h.setStatus(statusValid, "", a...)
+	// b3 (equal work to a3, stored later) is no reason to move.
+	b := chainOn(a[1], 2, 2) // b3, b4
+	h.submit(b...)
+	h.setStatus(statusHaveData, "", b...)
+	p := h.plan(0)
+	equalHashes(t, "disconnect to b4", hashes(p.ToDisconnect), hdrHashes(a[2]))
+	equalHashes(t, "connect b", hashes(p.ToConnect), hdrHashes(b...))
+	// b3 connects, b4 turns out invalid: the tip is b3, equal in work
+	// to a3, whose data came first, so the plan returns to a3.
+	if _, err := h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(b[0])}); err != nil {
+		t.Fatal(err)
+	}
+	h.setStatus(statusValid, "", b[0])
+	h.setStatus(statusInvalid, "bad-cb-amount", b[1])
+	p = h.plan(0)
+	equalHashes(t, "back to a3: disconnect", hashes(p.ToDisconnect), hdrHashes(b[0]))
+	equalHashes(t, "back to a3: connect", hashes(p.ToConnect), hdrHashes(a[2]))
+	if _, err := h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(a[2])}); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.plan(0); len(p.ToConnect) != 0 || len(p.ToDisconnect) != 0 {
+		t.Fatalf("plan at a3 (b3 has equal work, stored later): %d/%d", len(p.ToDisconnect), len(p.ToConnect))
+	}
+}

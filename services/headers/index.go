@@ -31,7 +31,14 @@ type node struct {
 	status   headersv1.BlockStatus
 	reason   string
 	seq      uint64 // order first seen; breaks ties in work
-	mtp      int64
+	// dataSeq is the order in which the block's data became stored (0
+	// while it has none). Among chains of equal work the active chain
+	// moves only to one whose data arrived first, as Core's nSequenceId
+	// decides; it is kept in memory only (after a restart the active chain
+	// is numbered first, then the other stored blocks in load order, so a
+	// restart never moves the tip to an equal-work branch).
+	dataSeq uint64
+	mtp     int64
 }
 
 // newNode builds the entry for header on top of parent (nil for genesis).
@@ -103,6 +110,17 @@ func better(a, b *node) bool {
 // connectable reports whether a block's data is stored and not invalid.
 func connectable(n *node) bool { return n.status == statusHaveData || n.status == statusValid }
 
+// betterCandidate reports whether the active chain should move from b to
+// a: a has more work, or equal work and its data arrived first. The second
+// part sends the chain back to the first-seen tip after a reorg onto an
+// equal-work branch failed halfway (Core's CBlockIndexWorkComparator).
+func betterCandidate(a, b *node) bool {
+	if c := a.work.Cmp(b.work); c != 0 {
+		return c > 0
+	}
+	return a.dataSeq != 0 && b.dataSeq != 0 && a.dataSeq < b.dataSeq
+}
+
 // index is the in-memory block index. It implements blockchain.ChainCtx.
 // All access happens under Service.mu.
 type index struct {
@@ -113,6 +131,8 @@ type index struct {
 	bestChain []*node // best header chain by height
 	best      *node
 	nextSeq   uint64
+	// nextDataSeq numbers blocks as their data becomes stored.
+	nextDataSeq uint64
 }
 
 func newIndex(params *chaincfg.Params) *index {
@@ -140,6 +160,14 @@ func (x *index) add(n *node) bool {
 		return true
 	}
 	return false
+}
+
+// noteData gives n its data sequence number once its data is stored.
+func (x *index) noteData(n *node) {
+	if n.dataSeq == 0 && connectable(n) {
+		x.nextDataSeq++
+		n.dataSeq = x.nextDataSeq
+	}
 }
 
 // tip is the active chain's tip.

@@ -157,6 +157,7 @@ func loadIndex(db *badger.DB, params *chaincfg.Params) (*index, error) {
 		}
 		x.add(g)
 		x.active = []*node{g}
+		x.noteData(g)
 		return x, nil
 	}
 
@@ -166,6 +167,7 @@ func loadIndex(db *badger.DB, params *chaincfg.Params) (*index, error) {
 		}
 		return entries[i].seq < entries[j].seq
 	})
+	loaded := make([]*node, 0, len(entries))
 	for _, e := range entries {
 		var parent *node
 		if e.height == 0 {
@@ -182,6 +184,7 @@ func loadIndex(db *badger.DB, params *chaincfg.Params) (*index, error) {
 		n := newNode(e.header, e.raw, parent, e.status, e.seq)
 		n.reason = e.reason
 		x.add(n)
+		loaded = append(loaded, n)
 	}
 	if _, ok := x.nodes[*params.GenesisHash]; !ok {
 		return nil, fmt.Errorf("headers store lacks the %s genesis block", params.Name)
@@ -195,6 +198,12 @@ func loadIndex(db *badger.DB, params *chaincfg.Params) (*index, error) {
 		tip = t
 	}
 	x.active = setChain(nil, tip)
+	for _, n := range x.active {
+		x.noteData(n)
+	}
+	for _, n := range loaded {
+		x.noteData(n)
+	}
 	return x, nil
 }
 

@@ -297,7 +297,11 @@ type TxJob struct {
 	// both zero means every input.
 	InputStart uint32 `protobuf:"varint,3,opt,name=input_start,json=inputStart,proto3" json:"input_start,omitempty"`
 	// input_end is exclusive; see input_start.
-	InputEnd      uint32 `protobuf:"varint,4,opt,name=input_end,json=inputEnd,proto3" json:"input_end,omitempty"`
+	InputEnd uint32 `protobuf:"varint,4,opt,name=input_end,json=inputEnd,proto3" json:"input_end,omitempty"`
+	// skip_scripts asks for every check but the scripts: the caller knows
+	// the scripts already passed under flags that include this context's
+	// (the block path's script-execution cache of mempool transactions).
+	SkipScripts   bool `protobuf:"varint,5,opt,name=skip_scripts,json=skipScripts,proto3" json:"skip_scripts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +362,13 @@ func (x *TxJob) GetInputEnd() uint32 {
 		return x.InputEnd
 	}
 	return 0
+}
+
+func (x *TxJob) GetSkipScripts() bool {
+	if x != nil {
+		return x.SkipScripts
+	}
+	return false
 }
 
 // ChainContext is where the transactions would be mined.
@@ -654,13 +665,14 @@ const file_btcmesh_txvalidator_v1_txvalidator_proto_rawDesc = "" +
 	"\x06output\x18\x01 \x01(\v2\x18.btcmesh.common.v1.TxOutR\x06output\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x1a\n" +
 	"\bcoinbase\x18\x03 \x01(\bR\bcoinbase\x12(\n" +
-	"\x10median_time_past\x18\x04 \x01(\x03R\x0emedianTimePast\"\x92\x01\n" +
+	"\x10median_time_past\x18\x04 \x01(\x03R\x0emedianTimePast\"\xb5\x01\n" +
 	"\x05TxJob\x12\x0e\n" +
 	"\x02tx\x18\x01 \x01(\fR\x02tx\x12;\n" +
 	"\bprevouts\x18\x02 \x03(\v2\x1f.btcmesh.txvalidator.v1.PrevoutR\bprevouts\x12\x1f\n" +
 	"\vinput_start\x18\x03 \x01(\rR\n" +
 	"inputStart\x12\x1b\n" +
-	"\tinput_end\x18\x04 \x01(\rR\binputEnd\"o\n" +
+	"\tinput_end\x18\x04 \x01(\rR\binputEnd\x12!\n" +
+	"\fskip_scripts\x18\x05 \x01(\bR\vskipScripts\"o\n" +
 	"\fChainContext\x12\x16\n" +
 	"\x06height\x18\x01 \x01(\x05R\x06height\x12(\n" +
 	"\x10median_time_past\x18\x02 \x01(\x03R\x0emedianTimePast\x12\x1d\n" +
