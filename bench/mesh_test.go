@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/wire/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
+	minerv1 "github.com/btcmesh/btcmesh/proto/btcmesh/miner/v1"
+
+	"github.com/btcmesh/btcmesh/internal/grpcclient"
+	"github.com/btcmesh/btcmesh/internal/testenv"
+	"github.com/btcmesh/btcmesh/services/blockvalidator"
+	"github.com/btcmesh/btcmesh/services/headers"
+	"github.com/btcmesh/btcmesh/services/miner"
+	"github.com/btcmesh/btcmesh/services/txvalidator"
+	"github.com/btcmesh/btcmesh/services/utxostore"
+)
+
+// mesh is btcmesh's block path wired as in single-process mode (as
+// test/pipeline_test.go does), plus the miner for the mempool rows.
+type mesh struct {
+	bv    blockvalidatorv1.BlockValidatorServiceClient
+	miner minerv1.MinerServiceClient
+	// bvMetrics is the blockvalidator's registry, for the phase split.
+	bvMetrics prometheus.Gatherer
+}
+
+// histSum returns the sum of the histogram called name (0 when absent).
+func (m *mesh) histSum(t testing.TB, name string) time.Duration {
+	t.Helper()
+	mfs, err := m.bvMetrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return time.Duration(mf.GetMetric()[0].GetHistogram().GetSampleSum() * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// counter returns the value of the counter called name (0 when absent).
+func (m *mesh) counter(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := m.bvMetrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// phases are cumulative blockvalidator timings.
+type phases struct{ connect, txs time.Duration }
+
+func (m *mesh) phases(t testing.TB) phases {
+	return phases{
+		connect: m.histSum(t, "btcmesh_blockvalidator_connect_seconds"),
+		txs:     m.histSum(t, "btcmesh_blockvalidator_tx_validation_seconds"),
+	}
+}
+
+func startMesh(t testing.TB) *mesh {
+	t.Helper()
+	nc := testenv.NATS(t)
+	addr := testenv.Listener(t)
+	hs, err := headers.New(headers.Config{DataDir: t.TempDir()}, testenv.Deps(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucfg := utxostore.DefaultConfig()
+	ucfg.DataDir = t.TempDir()
+	ucfg.SyncWrites = false // btcd's ffldb does not sync every block either
+	us, err := utxostore.New(ucfg, testenv.Deps(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := txvalidator.New(txvalidator.DefaultConfig(), testenv.Deps(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bvDeps := testenv.Deps(t, nc)
+	bv, err := blockvalidator.New(blockvalidator.Config{HeadersAddr: addr, UtxoStoreAddr: addr}, bvDeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcfg := miner.DefaultConfig()
+	mcfg.HeadersAddr, mcfg.UtxoStoreAddr, mcfg.BlockValidatorAddr = addr, addr, addr
+	mn, err := miner.New(mcfg, testenv.Deps(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Serve(t, addr, us, hs, tv, bv, mn)
+	cc, err := grpcclient.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return &mesh{bv: blockvalidatorv1.NewBlockValidatorServiceClient(cc), miner: minerv1.NewMinerServiceClient(cc),
+		bvMetrics: bvDeps.Metrics.(prometheus.Gatherer)}
+}
+
+// submit sends a serialized block and fails unless it becomes the tip.
+func (m *mesh) submit(t testing.TB, raw []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := m.bv.SubmitBlock(ctx, &blockvalidatorv1.SubmitBlockRequest{Block: raw})
+	if err != nil {
+		t.Fatalf("btcmesh SubmitBlock: %v", err)
+	}
+	if resp.GetResult() != blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED {
+		t.Fatalf("btcmesh SubmitBlock: %s %s %s", resp.GetResult(), resp.GetRejectReason(), resp.GetRejectDetail())
+	}
+}
+
+// mempool submits txs through MinerService.SubmitTransaction, several at
+// a time (they do not depend on each other).
+func (m *mesh) mempool(t testing.TB, txs []*wire.MsgTx) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, tx := range txs {
+		raw := serializeTx(t, tx)
+		g.Go(func() error {
+			_, err := m.miner.SubmitTransaction(gctx, &minerv1.SubmitTransactionRequest{Tx: raw})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("miner SubmitTransaction: %v", err)
+	}
+}

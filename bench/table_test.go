@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/btcsuite/btcd/wire/v2"
+)
+
+// benchConfig shapes the measured blocks.
+type benchConfig struct {
+	inputs int // inputs per measured block
+	perTx  int // inputs per transaction
+	rounds int // measured blocks per row
+}
+
+func envInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// TestConsensusTable prints the validation table (make bench). Every ratio
+// compares runs made side by side in this process; nothing is asserted
+// about time.
+func TestConsensusTable(t *testing.T) {
+	if os.Getenv("BTCMESH_BENCH") == "" {
+		t.Skip("set BTCMESH_BENCH=1 to print the validation table (make bench)")
+	}
+	cfg := benchConfig{
+		inputs: envInt(t, "BTCMESH_BENCH_INPUTS", 3000),
+		perTx:  envInt(t, "BTCMESH_BENCH_INPUTS_PER_TX", 3),
+		rounds: envInt(t, "BTCMESH_BENCH_ROUNDS", 3),
+	}
+	runTable(t, cfg, os.Stdout)
+}
+
+// TestHarnessSmoke runs the table's machinery on small blocks: both
+// chains must accept every generated block, cold and mempool-validated.
+func TestHarnessSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts every block-path service and a btcd chain")
+	}
+	m := runTable(t, benchConfig{inputs: 30, perTx: 3, rounds: 1}, io.Discard)
+	// The mempool-validated block's 10 transactions skipped their scripts;
+	// every other block transaction ran them.
+	if hits := m.counter(t, "btcmesh_blockvalidator_script_cache_hits_total"); hits != 10 {
+		t.Fatalf("script cache hits %v, want 10", hits)
+	}
+}
+
+// measured is one block of the table with what each row needs.
+type measured struct {
+	coins []coin
+	txs   []*wire.MsgTx
+	block *wire.MsgBlock
+	raw   []byte
+	sigs  []sigJob
+}
+
+// timings accumulates one row's durations.
+type timings struct{ mesh, ref time.Duration }
+
+func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
+	if cfg.inputs%cfg.perTx != 0 {
+		t.Fatalf("inputs %d is not a multiple of inputs per tx %d", cfg.inputs, cfg.perTx)
+	}
+	// Blocks: one warm-up, cfg.rounds cold, cfg.rounds mempool-validated.
+	nBlocks := 1 + 2*cfg.rounds
+	perCB := min(2000, cfg.inputs)
+	nCB := (nBlocks*cfg.inputs + perCB - 1) / perCB
+	g := newGen(t, 16)
+	coins := g.fund(t, nCB, perCB)
+	nFunding := len(g.blocks)
+	blocks := make([]*measured, nBlocks)
+	for i := range blocks {
+		cs := coins[i*cfg.inputs : (i+1)*cfg.inputs]
+		txs := g.spendMany(t, cs, cfg.perTx, 1000)
+		mb := g.block(t, txsFee(cs, txs), txs...)
+		blocks[i] = &measured{coins: cs, txs: txs, block: mb, raw: serialize(t, mb), sigs: sigJobs(t, cs, txs)}
+	}
+
+	m := startMesh(t)
+	bc := newBtcdChain(t, g.params)
+	for _, mb := range g.blocks[:nFunding] {
+		m.submit(t, serialize(t, mb))
+		bc.process(t, mb)
+	}
+
+	// Warm-up: connections, goroutine pools, badger and ffldb caches.
+	verifyAll(t, blocks[0].sigs)
+	m.submit(t, blocks[0].raw)
+	bc.process(t, blocks[0].block)
+
+	var raw, cold, warm timings
+	p0 := m.phases(t)
+	for i, b := range blocks[1 : 1+cfg.rounds] {
+		raw.ref += verifyAll(t, b.sigs)
+		meshFirst := i%2 == 0
+		if !meshFirst {
+			cold.ref += timed(func() { bc.process(t, b.block) })
+		}
+		cold.mesh += timed(func() { m.submit(t, b.raw) })
+		if meshFirst {
+			cold.ref += timed(func() { bc.process(t, b.block) })
+		}
+	}
+	p1 := m.phases(t)
+	for i, b := range blocks[1+cfg.rounds:] {
+		m.mempool(t, b.txs)
+		bc.warm(t, b.coins, b.txs, g.height)
+		time.Sleep(300 * time.Millisecond) // tx.accepted events reach every subscriber
+		meshFirst := i%2 == 0
+		if !meshFirst {
+			warm.ref += timed(func() { bc.process(t, b.block) })
+		}
+		warm.mesh += timed(func() { m.submit(t, b.raw) })
+		if meshFirst {
+			warm.ref += timed(func() { bc.process(t, b.block) })
+		}
+	}
+
+	p2 := m.phases(t)
+	n := float64(cfg.inputs * cfg.rounds)
+	rate := func(d time.Duration) string { return fmt.Sprintf("%.0f in/s", n/d.Seconds()) }
+	per := func(d time.Duration) string {
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000/float64(cfg.rounds))
+	}
+	fmt.Fprintf(out, "\nbtcmesh validation bench: %d-input blocks (%d txs x %d P2WPKH inputs), %d rounds, GOMAXPROCS=%d\n",
+		cfg.inputs, cfg.inputs/cfg.perTx, cfg.perTx, cfg.rounds, runtime.GOMAXPROCS(0))
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "row\tmeasure\tbtcmesh\treference\tratio\ttarget\t")
+	fmt.Fprintf(w, "1\tcold block, rate vs raw secp256k1 verify on all cores\t%s\t%s\t%.3f\t>= 0.95\t\n",
+		rate(cold.mesh), rate(raw.ref), raw.ref.Seconds()/cold.mesh.Seconds())
+	fmt.Fprintf(w, "2\tcold block, time vs btcd ProcessBlock\t%s\t%s\t%.3f\t< 1\t\n",
+		per(cold.mesh), per(cold.ref), cold.mesh.Seconds()/cold.ref.Seconds())
+	fmt.Fprintf(w, "3\tmempool-validated block, time vs btcd warm caches\t%s\t%s\t%.3f\t<= 0.3\t\n",
+		per(warm.mesh), per(warm.ref), warm.mesh.Seconds()/warm.ref.Seconds())
+	fmt.Fprintf(w, "ref\tbtcd cold block, rate vs raw secp256k1\t%s\t%s\t%.3f\t(~0.8)\t\n",
+		rate(cold.ref), rate(raw.ref), raw.ref.Seconds()/cold.ref.Seconds())
+	_ = w.Flush()
+	fmt.Fprintf(out, "btcmesh split per block (SubmitBlock / connect step / txvalidator pool): cold %s / %s / %s, mempool-validated %s / %s / %s\n",
+		per(cold.mesh), per(p1.connect-p0.connect), per(p1.txs-p0.txs),
+		per(warm.mesh), per(p2.connect-p1.connect), per(p2.txs-p1.txs))
+	return m
+}
+
+func timed(f func()) time.Duration {
+	start := time.Now()
+	f()
+	return time.Since(start)
+}
