@@ -8,7 +8,7 @@ VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
 PKGS := ./... github.com/btcmesh/btcmesh/proto/...
 
-.PHONY: help build test test-short lint proto proto-check run tools clean
+.PHONY: help build test test-short lint proto proto-check run tools clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ proto: tools ## regenerate Go code from proto/ (needs protoc: apt-get install pr
 proto-check: proto ## fail when the committed generated code differs from proto/
 	@git diff --exit-code -- $(PROTO_DIR) || { echo "generated code is out of date: run 'make proto' and commit"; exit 1; }
 	@if [ -n "$$(git ls-files --others --exclude-standard -- $(PROTO_DIR))" ]; then echo "untracked generated files in $(PROTO_DIR): run 'make proto' and commit"; exit 1; fi
+
+bench: ## validation table: btcmesh vs raw secp256k1 and vs btcd, each ratio measured in one run
+	BTCMESH_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestConsensusTable$$' -v ./bench/
 
 run: build ## run the whole node in one process (regtest, data in ./data)
 	$(BIN)/btcmesh node --datadir ./data
