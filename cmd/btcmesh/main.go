@@ -23,6 +23,7 @@ const usage = `btcmesh — a Bitcoin full node as microservices
 Usage:
   btcmesh node [flags]          run every service in one process (embedded NATS, badger, regtest)
   btcmesh <service> [flags]     run one service: headers, utxostore, txvalidator, blockvalidator, miner, p2p
+  btcmesh import [flags] FILE…  load blk*.dat / bootstrap.dat files into the data dir, validating every block
   btcmesh ctl [flags] VERB ...  call a running node, with bitcoin-cli's verbs (btcmesh ctl help)
   btcmesh healthcheck [flags]   exit 0 when a process reports SERVING on grpc.health.v1
   btcmesh version               print the version
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "node":
 		err = runNode(ctx, rest, stderr)
+	case "import":
+		err = runImport(ctx, rest, stdout, stderr)
 	case "ctl":
 		return runCtl(ctx, rest, stdin, stdout, stderr)
 	case "healthcheck":

@@ -5,10 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/btcmesh/btcmesh/internal/bus"
+	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/config"
 	"github.com/btcmesh/btcmesh/internal/logging"
 	"github.com/btcmesh/btcmesh/internal/runner"
@@ -50,13 +54,40 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return runInProcess(ctx, inProcess{
+		c: &c, network: network, natsURL: *natsURL, natsListen: *natsListen,
+		units: units, names: startOrder, reg: newRegistry(), log: log,
+	})
+}
+
+// inProcess describes services run in this process the way `btcmesh node`
+// runs them: one gRPC server, one NATS connection (to an embedded server
+// with JetStream under <datadir>/<network> unless natsURL is set), one
+// metrics registry, each service's state under <datadir>/<network>/<name>.
+type inProcess struct {
+	c          *common
+	network    chain.Network // the network c.validate resolved
+	natsURL    string        // empty runs an embedded server on natsListen
+	natsListen string
+	units      []unit   // adapters with their flags already parsed
+	names      []string // which units to start, in start order
+	reg        *prometheus.Registry
+	log        *slog.Logger
+	// onListen, when set, is called with the bound gRPC address before
+	// the services start (c.grpcListen may name port 0).
+	onListen func(addr string)
+}
+
+// runInProcess starts p's services and serves them until ctx ends.
+func runInProcess(ctx context.Context, p inProcess) error {
+	c, log := p.c, p.log
 	dir := c.serviceDir("")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("--datadir %s: %w", c.datadir, err)
 	}
-	url := *natsURL
+	url := p.natsURL
 	if url == "" {
-		embedded, err := bus.StartEmbedded(dir, *natsListen)
+		embedded, err := bus.StartEmbedded(dir, p.natsListen)
 		if err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
@@ -80,11 +111,10 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, name := range startOrder {
 		addrs[name] = self
 	}
-	reg := newRegistry()
-	modules := make([]runner.Module, 0, len(units))
-	for _, name := range startOrder {
-		u := unitNamed(units, name)
-		deps := runner.Deps{Log: log.With("service", name), Metrics: reg, NATS: nc, Network: network}
+	modules := make([]runner.Module, 0, len(p.names))
+	for _, name := range p.names {
+		u := unitNamed(p.units, name)
+		deps := runner.Deps{Log: log.With("service", name), Metrics: p.reg, NATS: nc, Network: p.network}
 		m, err := u.build(wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}, deps)
 		if err != nil {
 			lis.Close()
@@ -92,9 +122,12 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		modules = append(modules, m)
 	}
-	opts := c.runnerOptions(reg, log)
+	opts := c.runnerOptions(p.reg, log)
 	opts.Listener = lis
-	log.Info("node starting", "network", network.Name, "grpc", self, "datadir", c.datadir)
+	if p.onListen != nil {
+		p.onListen(self)
+	}
+	log.Info("node starting", "network", p.network.Name, "grpc", self, "datadir", c.datadir, "services", p.names)
 	return runner.Run(ctx, opts, modules...)
 }
 
