@@ -48,6 +48,10 @@ type Config struct {
 	BanDuration time.Duration
 	// NoDNSSeeds disables peer discovery through DNS seeds.
 	NoDNSSeeds bool
+	// V2Transport enables BIP324 v2 encrypted transport: advertised with
+	// NODE_P2P_V2, accepted inbound, tried first outbound with a fallback
+	// to v1. The flag defaults to true; a Config built in code has it off.
+	V2Transport bool
 
 	// AllowSelfConns turns off btcd's self-connection detection, whose
 	// nonce cache is global to the process: set it when several nodes or
@@ -75,6 +79,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*config.StringList)(&c.AddNode), "addnode", "HOST[:PORT] to connect to and keep connected (repeatable)")
 	fs.IntVar(&c.MaxPeers, "max-peers", c.MaxPeers, "maximum number of peer connections")
 	fs.DurationVar(&c.BanDuration, "p2p-ban-duration", c.BanDuration, "how long a misbehaving peer's IP is banned")
+	fs.BoolVar(&c.V2Transport, "p2p-v2transport", true, "use BIP324 v2 encrypted transport with peers that support it (falls back to v1)")
 	fs.BoolVar(&c.NoDNSSeeds, "p2p-no-dns-seeds", c.NoDNSSeeds, "do not discover peers through DNS seeds (regtest never uses them)")
 }
 

@@ -3,9 +3,7 @@ package p2p
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,8 +39,9 @@ func (s *Service) peerConfig(ps *peerState) *peer.Config {
 		UserAgentName:    name,
 		UserAgentVersion: ver,
 		ChainParams:      s.deps.Network.Params,
-		Services:         ourServices,
+		Services:         s.services(),
 		ProtocolVersion:  protocolVersion,
+		UsingV2Conn:      s.cfg.V2Transport, // inbound: v2 or v1, as the peer starts
 		TrickleInterval:  trickleInterval,
 		AllowSelfConns:   s.cfg.AllowSelfConns,
 		Listeners: peer.MessageListeners{
@@ -60,8 +59,10 @@ func (s *Service) peerConfig(ps *peerState) *peer.Config {
 			OnGetBlocks:   func(_ *peer.Peer, msg *wire.MsgGetBlocks) { s.onGetBlocks(ps, msg) },
 			OnNotFound:    func(_ *peer.Peer, msg *wire.MsgNotFound) { s.onNotFound(ps, msg) },
 			OnFeeFilter:   func(_ *peer.Peer, msg *wire.MsgFeeFilter) { ps.feeFilter.Store(msg.MinFee) },
-			OnAddr:        func(_ *peer.Peer, msg *wire.MsgAddr) { s.onAddr(msg) },
+			OnAddr:        func(_ *peer.Peer, msg *wire.MsgAddr) { s.onAddr(ps, msg) },
+			OnAddrV2:      func(_ *peer.Peer, msg *wire.MsgAddrV2) { s.onAddrV2(ps, msg) },
 			OnSendHeaders: func(*peer.Peer, *wire.MsgSendHeaders) {},
+			OnPong:        func(*peer.Peer, *wire.MsgPong) { ps.lastPong.Store(time.Now().UnixNano()) },
 			OnRead: func(_ *peer.Peer, n int, _ wire.Message, err error) {
 				s.m.bytesReceived.Add(float64(n))
 				s.onReadError(ps, err)
@@ -90,16 +91,32 @@ func (s *Service) onReadError(ps *peerState, err error) {
 // attach starts btcd's peer on conn and tracks it until it disconnects.
 func (s *Service) attach(ps *peerState, p *peer.Peer, conn net.Conn) {
 	ps.p = p
+	first := true // onCommand runs on the peer's one reading goroutine
 	sc := &sniffConn{Conn: conn, magic: s.deps.Network.Params.Net, userAgent: version.UserAgent(), onCommand: func(cmd string) {
+		if first && cmd != wire.CmdVersion && ps.inbound {
+			// A v1 peer that does not start with version: btcd's peer
+			// drops it, but with v2 transport on it would wait for a
+			// BIP324 key until the handshake timeout. Drop it now.
+			s.log.Info("first message is not version, disconnecting", "addr", conn.RemoteAddr().String(), "command", cmd)
+			go p.Disconnect()
+		}
+		first = false
 		if cmd == wire.CmdWTxIdRelay {
 			ps.wtxidRelay.Store(true)
 		}
-	}}
+	}, sendWtxidRelay: func() { ps.wtxidSent.Store(true) }}
 	s.mu.Lock()
 	s.conns[ps] = struct{}{}
 	s.mu.Unlock()
+	// The whole handshake (a BIP324 key exchange included) must finish
+	// within handshakeTimeout: a v2 responder otherwise waits on junk for
+	// btcd's 30 s negotiation timeout.
+	_ = conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	p.AssociateConnection(sc)
 	s.goFunc(func() {
+		if waitHandshake(s.ctx, p) {
+			_ = conn.SetReadDeadline(time.Time{})
+		}
 		<-p.Done()
 		s.removePeer(ps)
 	})
@@ -111,6 +128,7 @@ func (s *Service) peerReady(ps *peerState) {
 		ps.p.Disconnect()
 		return
 	}
+	ps.lastPong.Store(time.Now().UnixNano())
 	ps.ready.Store(true)
 	s.m.peers.WithLabelValues(ps.direction()).Inc()
 	s.log.Info("peer connected", "peer", ps.id(), "addr", ps.p.Addr(), "inbound", ps.inbound,
@@ -119,6 +137,7 @@ func (s *Service) peerReady(ps *peerState) {
 		if ps.p.ProtocolVersion() >= wire.SendHeadersVersion {
 			ps.p.QueueMessage(wire.NewMsgSendHeaders(), nil)
 		}
+		s.afterHandshake(ps)
 		s.requestHeaders(ps, nil)
 		s.kick()
 	})
@@ -181,8 +200,9 @@ func (s *Service) connCount() int {
 	return len(s.conns)
 }
 
-// dial connects to addr and starts an outbound peer.
-func (s *Service) dial(ctx context.Context, addr string, manual bool) (*peerState, error) {
+// dial connects to addr and starts an outbound peer, with BIP324 v2
+// transport when v2 is set (see connect for the fallback to v1).
+func (s *Service) dial(ctx context.Context, addr string, manual, v2 bool) (*peerState, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -191,7 +211,9 @@ func (s *Service) dial(ctx context.Context, addr string, manual bool) (*peerStat
 	ps := newPeerState(false)
 	ps.manual = manual
 	ps.auto = !manual
-	p, err := peer.NewOutboundPeer(s.peerConfig(ps), conn.RemoteAddr().String())
+	cfg := s.peerConfig(ps)
+	cfg.UsingV2Conn = v2
+	p, err := peer.NewOutboundPeer(cfg, conn.RemoteAddr().String())
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
@@ -234,7 +256,7 @@ func (s *Service) keepConnected(ctx context.Context, addr string) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		start := time.Now()
-		ps, err := s.dial(ctx, addr, true)
+		ps, err := s.connect(ctx, addr, true)
 		if err != nil {
 			s.log.Debug("connect failed", "addr", addr, "err", err, "retry_in", backoff.String())
 		} else {
@@ -260,97 +282,6 @@ func (s *Service) keepConnected(ctx context.Context, addr string) {
 func (s *Service) discoveryEnabled() bool {
 	return len(s.cfg.Connect) == 0 && s.deps.Network.Name != "regtest" && !s.cfg.NoDNSSeeds &&
 		len(s.deps.Network.Params.DNSSeeds) > 0
-}
-
-// discover resolves the network's DNS seeds and keeps targetOutbound
-// outbound connections to addresses learnt from seeds and addr messages.
-func (s *Service) discover(ctx context.Context) {
-	port := s.deps.Network.Params.DefaultPort
-	for _, seed := range s.deps.Network.Params.DNSSeeds {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ips, err := net.DefaultResolver.LookupHost(cctx, seed.Host)
-		cancel()
-		if err != nil {
-			s.log.Debug("dns seed failed", "seed", seed.Host, "err", err)
-			continue
-		}
-		s.mu.Lock()
-		for _, ip := range ips {
-			s.addrBook[net.JoinHostPort(ip, port)] = time.Time{}
-		}
-		s.mu.Unlock()
-		s.log.Info("dns seed resolved", "seed", seed.Host, "addresses", len(ips))
-	}
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		s.fillOutbound(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// fillOutbound starts connections to untried addresses up to the target.
-func (s *Service) fillOutbound(ctx context.Context) {
-	s.mu.Lock()
-	auto, connected := 0, make(map[string]bool)
-	for ps := range s.conns {
-		connected[ps.p.Addr()] = true
-		if ps.auto {
-			auto++
-		}
-	}
-	var cands []string
-	for a, tried := range s.addrBook {
-		if !connected[a] && time.Since(tried) > 10*time.Minute {
-			cands = append(cands, a)
-		}
-	}
-	need := min(targetOutbound-auto, s.cfg.MaxPeers-len(s.conns))
-	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-	var picked []string
-	for _, a := range cands {
-		if len(picked) >= need {
-			break
-		}
-		if s.bans.banned(hostIP(a)) {
-			continue
-		}
-		s.addrBook[a] = time.Now()
-		picked = append(picked, a)
-	}
-	s.mu.Unlock()
-	for _, a := range picked {
-		s.goFunc(func() {
-			if _, err := s.dial(ctx, a, false); err != nil {
-				s.log.Debug("outbound connect failed", "addr", a, "err", err)
-			}
-		})
-	}
-}
-
-// onAddr learns addresses for discovery.
-func (s *Service) onAddr(msg *wire.MsgAddr) {
-	if !s.discoveryEnabled() {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, na := range msg.AddrList {
-		if len(s.addrBook) >= 5000 {
-			return
-		}
-		if na.IP == nil || !na.HasService(wire.SFNodeNetwork) {
-			continue
-		}
-		a := net.JoinHostPort(na.IP.String(), strconv.Itoa(int(na.Port)))
-		if _, ok := s.addrBook[a]; !ok {
-			s.addrBook[a] = time.Time{}
-		}
-	}
 }
 
 // misbehave raises a peer's score; at banThreshold the peer is banned

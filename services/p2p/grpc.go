@@ -74,7 +74,7 @@ func (s *Service) GetNetworkInfo(context.Context, *p2pv1.GetNetworkInfoRequest) 
 		Version:         numericVersion(version.Version),
 		Subversion:      version.UserAgent(),
 		ProtocolVersion: int32(protocolVersion),
-		LocalServices:   fmt.Sprintf("%016x", uint64(ourServices)),
+		LocalServices:   fmt.Sprintf("%016x", uint64(s.services())),
 		NetworkActive:   true,
 		RelayFee:        minRelayFeeBTCPerKvB,
 	}
@@ -135,7 +135,7 @@ func (s *Service) AddNode(_ context.Context, req *p2pv1.AddNodeRequest) (*p2pv1.
 	case "onetry":
 		ctx := s.ctx
 		s.goFunc(func() {
-			if _, err := s.dial(ctx, addr, true); err != nil {
+			if _, err := s.connect(ctx, addr, true); err != nil {
 				s.log.Info("onetry connect failed", "addr", addr, "err", err)
 			}
 		})

@@ -14,6 +14,7 @@ type metrics struct {
 	blocksReceived prometheus.Counter
 	headersRecv    prometheus.Counter
 	bans           prometheus.Counter
+	blockStalls    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "btcmesh_p2p_headers_received_total",
 			Help: "Block headers received from peers.",
 		}),
+		blockStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "btcmesh_p2p_block_stalls_total",
+			Help: "Block requests given to another peer after the first stalled.",
+		}),
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "btcmesh_p2p_bans_total",
 			Help: "Bans made, by misbehaviour or by setban.",
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.peers, m.bytesReceived, m.bytesSent, m.blocksReceived, m.headersRecv, m.bans} {
+	for _, c := range []prometheus.Collector{m.peers, m.bytesReceived, m.bytesSent, m.blocksReceived, m.headersRecv, m.bans, m.blockStalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register p2p metrics: %w", err)
 		}

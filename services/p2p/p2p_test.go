@@ -234,7 +234,7 @@ func TestHandshakePeerInfoAndHeadersSync(t *testing.T) {
 	if tp.p.ProtocolVersion() != 70016 {
 		t.Errorf("protocol version %d", tp.p.ProtocolVersion())
 	}
-	if tp.p.Services() != wire.SFNodeNetwork|wire.SFNodeWitness {
+	if tp.p.Services() != wire.SFNodeNetwork|wire.SFNodeWitness|wire.SFNodeNetworkLimited {
 		t.Errorf("services %v", tp.p.Services())
 	}
 	if tp.p.UserAgent() != version.UserAgent() {

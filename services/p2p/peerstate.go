@@ -30,6 +30,8 @@ type peerState struct {
 	ready      atomic.Bool  // handshake complete, in the peer table
 	relayTxs   atomic.Bool  // the peer's version asked for tx relay
 	wtxidRelay atomic.Bool  // the peer sent wtxidrelay
+	wtxidSent  atomic.Bool  // we sent wtxidrelay (BIP339 needs both)
+	lastPong   atomic.Int64 // unix nanoseconds of the last pong (or of the handshake)
 	feeFilter  atomic.Int64 // the peer's feefilter, sat/kvB
 
 	mu            sync.Mutex
@@ -38,6 +40,13 @@ type peerState struct {
 	syncedBlocks  int32
 	unconnecting  int
 	known         *hashSet
+	// invTokens is the inventory the peer may still announce (refilled
+	// at invPerSecond up to invBurst since invAt; see spendInv).
+	invTokens float64
+	invAt     time.Time
+	// askedHeaders is when an inv made us send getheaders still
+	// unanswered (zero: none outstanding).
+	askedHeaders time.Time
 
 	// inflight blocks requested from this peer; guarded by Service.syncMu.
 	inflight map[chainhash.Hash]struct{}
@@ -97,6 +106,55 @@ func (ps *peerState) direction() string {
 	return "outbound"
 }
 
+// Inventory flood control. Honest nodes trickle at most about a thousand
+// entries every few seconds (Core, btcd) and answer getblocks with 500:
+// a peer may announce two full inv messages at once and invPerSecond on
+// average after that.
+const (
+	invBurst     = 2 * wire.MaxInvPerMsg
+	invPerSecond = 5000
+)
+
+// spendInv charges n announced entries (at least one per message) to the
+// peer's budget; it returns false once the peer exceeded it.
+func (ps *peerState) spendInv(n int, now time.Time) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.invAt.IsZero() {
+		ps.invTokens = invBurst
+	} else if dt := now.Sub(ps.invAt).Seconds(); dt > 0 {
+		ps.invTokens = min(ps.invTokens+dt*invPerSecond, invBurst)
+	}
+	ps.invAt = now
+	ps.invTokens -= float64(max(n, 1))
+	return ps.invTokens >= 0
+}
+
+// headersResponseTime is how long an inv-triggered getheaders may stay
+// unanswered before another inv triggers a new one, so inv floods cannot
+// make us spam getheaders. Shorter than Core's HEADERS_RESPONSE_TIME (2
+// min) because btcd leaves getheaders unanswered while it is not current.
+const headersResponseTime = 15 * time.Second
+
+// mayAskHeaders reports whether an inv may trigger getheaders now, and
+// if so records it as outstanding.
+func (ps *peerState) mayAskHeaders(now time.Time) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if !ps.askedHeaders.IsZero() && now.Sub(ps.askedHeaders) < headersResponseTime {
+		return false
+	}
+	ps.askedHeaders = now
+	return true
+}
+
+// headersAnswered notes that the peer sent a headers message.
+func (ps *peerState) headersAnswered() {
+	ps.mu.Lock()
+	ps.askedHeaders = time.Time{}
+	ps.mu.Unlock()
+}
+
 // hashSet is a bounded set of hashes forgetting the oldest first.
 // It is not safe for concurrent use.
 type hashSet struct {
@@ -146,6 +204,16 @@ type sniffConn struct {
 	userAgent string
 	wbuf      []byte
 	wDone     bool
+
+	// sendWtxidRelay, when set, makes Write insert a BIP339 wtxidrelay
+	// message before our sendaddrv2 (which btcd's peer sends, before its
+	// verack, only to peers of protocol 70016 and up) on v1 connections;
+	// it is called when inserted.
+	sendWtxidRelay func()
+	ohdr           [24]byte
+	ohdrN          int
+	oskip          uint64
+	oDone          bool
 }
 
 // Write passes bytes through, except that it holds back the first
@@ -153,6 +221,10 @@ type sniffConn struct {
 // its user agent.
 func (c *sniffConn) Write(b []byte) (int, error) {
 	if c.wDone || c.userAgent == "" {
+		if c.wDone && c.sendWtxidRelay != nil && !c.oDone {
+			_, err := c.Conn.Write(c.frameOut(b))
+			return len(b), err
+		}
 		return c.Conn.Write(b)
 	}
 	c.wbuf = append(c.wbuf, b...)
@@ -160,19 +232,63 @@ func (c *sniffConn) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	if cmdOf(c.wbuf[4:16]) != wire.CmdVersion {
-		c.wDone = true
+		c.wDone, c.oDone = true, true // not v1 (BIP324 v2) or not ours
 		_, err := c.Conn.Write(c.wbuf)
 		c.wbuf = nil
 		return len(b), err
 	}
-	if uint64(len(c.wbuf)) < 24+uint64(binary.LittleEndian.Uint32(c.wbuf[16:20])) {
+	end := 24 + uint64(binary.LittleEndian.Uint32(c.wbuf[16:20]))
+	if uint64(len(c.wbuf)) < end {
 		return len(b), nil
 	}
 	c.wDone = true
-	out := rewriteUserAgent(c.wbuf, c.magic, c.userAgent)
+	// Rewrite the version frame alone: bytes after it in the same write
+	// belong to the next message.
+	out := rewriteUserAgent(c.wbuf[:end], c.magic, c.userAgent)
+	rest := c.wbuf[end:]
+	if c.sendWtxidRelay != nil {
+		rest = c.frameOut(rest)
+	}
+	out = append(out[:len(out):len(out)], rest...)
 	c.wbuf = nil
 	_, err := c.Conn.Write(out)
 	return len(b), err
+}
+
+// frameOut follows the v1 frames we write after our version message
+// until sendaddrv2 or verack, inserting wtxidrelay before sendaddrv2; it
+// returns the bytes to write now (a partial frame header is held back).
+func (c *sniffConn) frameOut(b []byte) []byte {
+	out := make([]byte, 0, len(b)+wire.MessageHeaderSize)
+	for len(b) > 0 && !c.oDone {
+		if c.oskip > 0 {
+			k := min(c.oskip, uint64(len(b)))
+			out = append(out, b[:k]...)
+			c.oskip -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(c.ohdr[c.ohdrN:], b)
+		c.ohdrN += k
+		b = b[k:]
+		if c.ohdrN < len(c.ohdr) {
+			break
+		}
+		c.ohdrN = 0
+		switch {
+		case wire.BitcoinNet(binary.LittleEndian.Uint32(c.ohdr[0:4])) != c.magic:
+			c.oDone = true
+		case cmdOf(c.ohdr[4:16]) == wire.CmdSendAddrV2:
+			out = append(out, wtxidRelayFrame(c.magic)...)
+			c.oDone = true
+			c.sendWtxidRelay()
+		case cmdOf(c.ohdr[4:16]) == wire.CmdVerAck:
+			c.oDone = true
+		}
+		out = append(out, c.ohdr[:]...)
+		c.oskip = uint64(binary.LittleEndian.Uint32(c.ohdr[16:20]))
+	}
+	return append(out, b...)
 }
 
 // rewriteUserAgent re-encodes a framed version message with another user

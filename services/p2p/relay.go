@@ -177,11 +177,14 @@ func (s *Service) handleTxAccepted(data []byte) {
 		if !ps.markKnown(e.txid) {
 			continue
 		}
-		t := wire.InvTypeTx
-		if ps.wtxidRelay.Load() {
-			t = wire.InvTypeWitnessTx
+		// BIP339: by wtxid (MSG_WTX) once both sides sent wtxidrelay,
+		// else by txid (MSG_TX).
+		if ps.wtxidRelay.Load() && ps.wtxidSent.Load() {
+			ps.markKnown(e.wtxid)
+			ps.p.QueueInventory(wire.NewInvVect(invTypeWTx, &e.wtxid))
+			continue
 		}
-		ps.p.QueueInventory(wire.NewInvVect(t, &e.txid))
+		ps.p.QueueInventory(wire.NewInvVect(wire.InvTypeTx, &e.txid))
 	}
 }
 
@@ -189,6 +192,11 @@ func (s *Service) handleTxAccepted(data []byte) {
 func (s *Service) onTx(ps *peerState, msg *wire.MsgTx) {
 	txid := msg.TxHash()
 	ps.markKnown(txid)
+	s.txreq.received(txid, msg.WitnessHash())
+	if hasEmptyVin(msg) {
+		s.misbehave(ps, pointsEmptyVin, "transaction without inputs")
+		return
+	}
 	var buf bytes.Buffer
 	if err := msg.Serialize(&buf); err != nil {
 		return

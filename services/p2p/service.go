@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/btcsuite/btcd/addrmgr"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,6 +52,7 @@ type Service struct {
 	subj  bus.Subjects
 	ready *runner.ReadySignal
 	m     *metrics
+	sm    *syncMetrics
 	bans  *banList
 	txs   *txCache
 
@@ -67,7 +69,9 @@ type Service struct {
 	conns     map[*peerState]struct{}
 	manual    map[string]context.CancelFunc // added nodes by address
 	listeners []net.Listener
-	addrBook  map[string]time.Time // discovered address -> last tried
+	book      *addrmgr.AddrManager // address book; nil without discovery
+
+	transports transportMemo // v1-only addresses (BIP324 fallback)
 
 	tipHash    atomic.Pointer[chainhash.Hash]
 	tipHeight  atomic.Int32
@@ -77,7 +81,7 @@ type Service struct {
 	inflight     map[chainhash.Hash]*blockReq
 	received     map[chainhash.Hash]time.Time
 	stallers     map[chainhash.Hash]*peerState
-	recentTx     *hashSet
+	txreq        *txRequests
 	kickCh       chan struct{}
 	blocksRecv   atomic.Int64
 	stallTimeout time.Duration
@@ -122,16 +126,21 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		headers:      headersv1.NewHeaderServiceClient(hconn),
 		conns:        make(map[*peerState]struct{}),
 		manual:       make(map[string]context.CancelFunc),
-		addrBook:     make(map[string]time.Time),
 		inflight:     make(map[chainhash.Hash]*blockReq),
 		received:     make(map[chainhash.Hash]time.Time),
 		stallers:     make(map[chainhash.Hash]*peerState),
-		recentTx:     newHashSet(50000),
+		txreq:        newTxRequests(),
 		kickCh:       make(chan struct{}, 1),
 		stallTimeout: defaultStallTimeout,
 	}
 	s.tipHeight.Store(-1)
 	s.bestHeader.Store(-1)
+	if s.sm, err = newSyncMetrics(deps.Metrics, s); err != nil {
+		return nil, err
+	}
+	if s.discoveryEnabled() {
+		s.book = newAddrBook(cfg.DataDir)
+	}
 	return s, nil
 }
 
@@ -201,7 +210,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, a := range s.cfg.AddNode {
 		s.addManual(withDefaultPort(a, port))
 	}
-	if s.discoveryEnabled() {
+	if s.book != nil {
+		s.book.Start() // loads peers.json
+		defer func() { _ = s.book.Stop() }()
 		s.goFunc(func() { s.discover(ctx) })
 	}
 

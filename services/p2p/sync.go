@@ -17,8 +17,16 @@ import (
 
 // Misbehaviour points.
 const (
-	pointsInvalidHeader   = 100
-	pointsUnconnecting    = 20
+	pointsInvalidHeader = 100
+	pointsUnconnecting  = 20
+	// pointsUnconnectingBlock: an unrequested block whose parent is
+	// unknown (Core's BLOCK_MISSING_PREV).
+	pointsUnconnectingBlock = 100
+	// pointsInvFlood: more inventory than invBurst/invPerSecond allow.
+	pointsInvFlood = 100
+	// pointsEmptyVin: a transaction (alone or in a block) without
+	// inputs, invalid by consensus (bad-txns-vin-empty).
+	pointsEmptyVin        = 100
 	maxUnconnectingBefore = 10
 )
 
@@ -56,6 +64,7 @@ func (s *Service) requestHeaders(ps *peerState, from *chainhash.Hash) {
 
 // onHeaders submits a peer's headers to the headers service.
 func (s *Service) onHeaders(ps *peerState, msg *wire.MsgHeaders) {
+	ps.headersAnswered()
 	n := len(msg.Headers)
 	if n == 0 {
 		return
@@ -119,6 +128,11 @@ func (s *Service) onHeaders(ps *peerState, msg *wire.MsgHeaders) {
 
 // onInv: block announcements trigger getheaders, unknown txs getdata.
 func (s *Service) onInv(ps *peerState, msg *wire.MsgInv) {
+	now := time.Now()
+	if !ps.spendInv(len(msg.InvList), now) {
+		s.misbehave(ps, pointsInvFlood, fmt.Sprintf("inv flood (%d entries in the last message)", len(msg.InvList)))
+		return
+	}
 	var getdata []*wire.InvVect
 	blocks := false
 	for _, iv := range msg.InvList {
@@ -129,7 +143,7 @@ func (s *Service) onInv(ps *peerState, msg *wire.MsgInv) {
 			blocks = true
 		case wire.InvTypeTx, wire.InvTypeWitnessTx, invTypeWTx:
 			ps.markKnown(iv.Hash)
-			if s.isBehind() || s.txs.has(iv.Hash) || !s.noteTxRequested(iv.Hash) {
+			if s.isBehind() || s.txs.has(iv.Hash) {
 				continue
 			}
 			t := wire.InvTypeTx
@@ -138,10 +152,14 @@ func (s *Service) onInv(ps *peerState, msg *wire.MsgInv) {
 			} else if ps.p.IsWitnessEnabled() {
 				t = wire.InvTypeWitnessTx
 			}
+			// One peer at a time per transaction; others are remembered.
+			if !s.txreq.announce(ps, iv.Hash, t) {
+				continue
+			}
 			getdata = append(getdata, wire.NewInvVect(t, &iv.Hash))
 		}
 	}
-	if blocks {
+	if blocks && ps.mayAskHeaders(now) {
 		s.requestHeaders(ps, nil)
 	}
 	for len(getdata) > 0 {
@@ -155,21 +173,16 @@ func (s *Service) onInv(ps *peerState, msg *wire.MsgInv) {
 	}
 }
 
-// noteTxRequested remembers a requested tx; false when already asked.
-func (s *Service) noteTxRequested(h chainhash.Hash) bool {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if s.recentTx.has(h) {
-		return false
-	}
-	s.recentTx.add(h)
-	return true
-}
-
 // onBlock stores a block and hands it to the blockvalidator.
 func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 	hash := msg.BlockHash()
 	ps.markKnown(hash)
+	s.syncMu.Lock()
+	_, asked := s.inflight[hash]
+	s.syncMu.Unlock()
+	if !asked && !s.acceptUnrequested(ps, msg) {
+		return
+	}
 	s.syncMu.Lock()
 	req, requested := s.inflight[hash]
 	if requested {
@@ -181,6 +194,10 @@ func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 	s.received[hash] = time.Now()
 	s.syncMu.Unlock()
 
+	if hasEmptyVin(msg.Transactions...) {
+		s.misbehave(ps, pointsEmptyVin, "block with a transaction without inputs")
+		return
+	}
 	raw := buf
 	if len(raw) == 0 || !ps.p.IsWitnessEnabled() {
 		var b bytes.Buffer
@@ -208,6 +225,48 @@ func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 	s.kick()
 }
 
+// acceptUnrequested vets a block nobody asked for, as Bitcoin Core does:
+// its header is submitted first and must be valid and connect to the
+// header chain. A peer sending one that is not is banned (Core punishes
+// invalid and missing-parent blocks alike) and the block is dropped
+// unstored, so unrequested junk never reaches the block store.
+func (s *Service) acceptUnrequested(ps *peerState, msg *wire.MsgBlock) bool {
+	var buf bytes.Buffer
+	if err := msg.Header.Serialize(&buf); err != nil {
+		return false
+	}
+	ctx, cancel := s.rpcCtx()
+	resp, err := s.headers.SubmitHeaders(ctx, &headersv1.SubmitHeadersRequest{Headers: [][]byte{buf.Bytes()}})
+	cancel()
+	if err != nil {
+		s.log.Warn("submit header of unrequested block failed", "peer", ps.id(), "err", err)
+		return false
+	}
+	if rule := resp.GetRejectRule(); rule != "" {
+		s.misbehave(ps, pointsInvalidHeader, fmt.Sprintf("unrequested block with invalid header: %s %s", rule, resp.GetRejectDetail()))
+		return false
+	}
+	if resp.GetOrphan() {
+		s.misbehave(ps, pointsUnconnectingBlock, "unrequested block that does not connect")
+		return false
+	}
+	return true
+}
+
+// hasEmptyVin reports a transaction without inputs. Such a transaction
+// is invalid by consensus, and the witness serialization that the block
+// store and the mempool decode cannot carry it (a zero input count reads
+// as the segwit marker), so it is refused here rather than stored or
+// published as bytes nobody can decode.
+func hasEmptyVin(txs ...*wire.MsgTx) bool {
+	for _, tx := range txs {
+		if len(tx.TxIn) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Service) forgetReceived(h chainhash.Hash) {
 	s.syncMu.Lock()
 	delete(s.received, h)
@@ -225,6 +284,13 @@ func (s *Service) onNotFound(ps *peerState, msg *wire.MsgNotFound) {
 		}
 	}
 	s.syncMu.Unlock()
+	for _, iv := range msg.InvList {
+		if iv.Type == wire.InvTypeTx || iv.Type == wire.InvTypeWitnessTx || iv.Type == invTypeWTx {
+			if p, typ := s.txreq.failed(ps, iv.Hash); p != nil {
+				askTx(p, []*wire.InvVect{wire.NewInvVect(typ, &iv.Hash)})
+			}
+		}
+	}
 	s.kick()
 }
 
@@ -235,8 +301,7 @@ func (s *Service) syncLoop(ctx context.Context) {
 	defer tick.Stop()
 	progress := time.NewTicker(progressInterval)
 	defer progress.Stop()
-	lastBlocks := int64(0)
-	lastAt := time.Now()
+	lastTip, lastAt := s.tipHeight.Load(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -244,18 +309,17 @@ func (s *Service) syncLoop(ctx context.Context) {
 		case <-s.kickCh:
 		case <-tick.C:
 			s.expireReceived()
+			if lastTip < 0 { // the tip was not known yet at the last report
+				lastTip, lastAt = s.tipHeight.Load(), time.Now()
+			}
+			for p, ivs := range s.txreq.expire(time.Now()) {
+				askTx(p, ivs)
+			}
 		case <-progress.C:
 			s.refreshChainInfo(ctx, false)
-			n := s.blocksRecv.Load()
-			if s.bestHeader.Load() > s.tipHeight.Load() {
-				rate := float64(n-lastBlocks) / time.Since(lastAt).Seconds()
-				s.syncMu.Lock()
-				inflight := len(s.inflight)
-				s.syncMu.Unlock()
-				s.log.Info("sync progress", "header_height", s.bestHeader.Load(), "block_height", s.tipHeight.Load(),
-					"blocks_per_s", rate, "peers", len(s.readyPeers()), "in_flight", inflight)
-			}
-			lastBlocks, lastAt = n, time.Now()
+			s.checkPings(time.Now())
+			s.reportProgress(lastTip, lastAt)
+			lastTip, lastAt = s.tipHeight.Load(), time.Now()
 		}
 		s.scheduleBlocks(ctx)
 	}
@@ -284,6 +348,7 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 			delete(s.inflight, h)
 			delete(req.peer.inflight, h)
 			s.stallers[h] = req.peer
+			s.m.blockStalls.Inc()
 			s.log.Info("block download stalled, asking another peer", "hash", h.String(), "peer", req.peer.id())
 		}
 	}
@@ -310,9 +375,15 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 		return
 	}
 	reqs := make(map[*peerState]*wire.MsgGetData)
+	windowEnd := max(s.tipHeight.Load(), 0) + downloadWindow
+	windowFull := false
 	s.syncMu.Lock()
 	for _, info := range resp.GetBlocks() {
 		if free == 0 {
+			break
+		}
+		if info.GetHeight() > windowEnd {
+			windowFull = true
 			break
 		}
 		h, err := chainhash.NewHash(info.GetHash())
@@ -339,7 +410,11 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 		}
 		_ = gd.AddInvVect(wire.NewInvVect(wire.InvTypeWitnessBlock, h))
 	}
+	stalled := windowFull && free > 0 && len(dl) > 1 && s.stallWindow(now)
 	s.syncMu.Unlock()
+	if stalled {
+		s.kick()
+	}
 	for ps, gd := range reqs {
 		ps.p.QueueMessage(gd, nil)
 	}
