@@ -8,7 +8,7 @@ VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
 PKGS := ./... github.com/btcmesh/btcmesh/proto/...
 
-.PHONY: help build test test-short lint proto proto-check run tools clean bench
+.PHONY: help build test test-short lint proto proto-check run tools clean bench fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,16 @@ proto-check: proto ## fail when the committed generated code differs from proto/
 
 bench: ## validation table: btcmesh vs raw secp256k1 and vs btcd, each ratio measured in one run
 	BTCMESH_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestConsensusTable$$' -v ./bench/
+
+FUZZTIME ?= 20s
+FUZZ_PKGS ?= ./services/p2p
+fuzz: ## run every fuzz target for FUZZTIME each (seeds alone run in make test)
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel 2; \
+	  done; \
+	done
 
 run: build ## run the whole node in one process (regtest, data in ./data)
 	$(BIN)/btcmesh node --datadir ./data
