@@ -114,7 +114,12 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	modules := make([]runner.Module, 0, len(p.names))
 	for _, name := range p.names {
 		u := unitNamed(p.units, name)
-		deps := runner.Deps{Log: log.With("service", name), Metrics: p.reg, NATS: nc, Network: p.network}
+		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network}
 		m, err := u.build(wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}, deps)
 		if err != nil {
 			lis.Close()
