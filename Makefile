@@ -8,7 +8,7 @@ VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
 PKGS := ./... github.com/btcmesh/btcmesh/proto/...
 
-.PHONY: help build test test-short lint proto proto-check run tools clean bench fuzz
+.PHONY: help build test test-short lint proto proto-check run tools clean bench fuzz image up down compose-test k8s-lint k8s-check monitoring-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,30 @@ fuzz: ## run every fuzz target for FUZZTIME each (seeds alone run in make test)
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel 2; \
 	  done; \
 	done
+
+COMPOSE ?= docker-compose
+COMPOSE_PROJECT ?= btcmesh
+
+image: build ## container images without a registry: btcmesh:dev and a local NATS image
+	SKIP_BUILD=1 VERSION=$(VERSION) scripts/image.sh all
+
+up: image ## start the docker-compose dev cluster (regtest; ports on 127.0.0.1 only)
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f compose.yaml up -d
+
+down: ## stop the dev cluster and delete its volumes
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f compose.yaml down -v --remove-orphans
+
+compose-test: image ## end-to-end test of the compose cluster; kills a txvalidator mid-stream
+	SKIP_IMAGES=1 COMPOSE=$(COMPOSE) scripts/compose-test.sh
+
+k8s-lint: ## render every kustomize overlay and check it offline
+	@for o in regtest mainnet keda; do kubectl kustomize deploy/k8s/overlays/$$o | python3 scripts/k8s-lint.py || exit 1; done
+
+k8s-check: ## apply every overlay to a real kube-apiserver + etcd on 127.0.0.1 (first run builds it: 10+ min)
+	scripts/k8s-check.sh
+
+monitoring-check: ## alert rules and dashboard: metrics exist in the code, PromQL parses
+	scripts/check-monitoring.sh
 
 run: build ## run the whole node in one process (regtest, data in ./data)
 	$(BIN)/btcmesh node --datadir ./data
