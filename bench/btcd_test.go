@@ -56,6 +56,15 @@ func (c *btcdChain) process(t testing.TB, mb *wire.MsgBlock) {
 	}
 }
 
+// orphan runs ProcessBlock on a block whose parent btcd lacks.
+func (c *btcdChain) orphan(t testing.TB, mb *wire.MsgBlock) {
+	t.Helper()
+	_, orphan, err := c.chain.ProcessBlock(btcutil.NewBlock(mb), blockchain.BFNone)
+	if err != nil || !orphan {
+		t.Fatalf("btcd ProcessBlock %s: orphan %v err %v", mb.BlockHash(), orphan, err)
+	}
+}
+
 // warm validates txs' scripts with the chain's caches, as btcd's mempool
 // does on acceptance, so that connecting a block holding them finds every
 // signature and sighash midstate cached.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
+	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 	minerv1 "github.com/btcmesh/btcmesh/proto/btcmesh/miner/v1"
 
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
@@ -24,8 +26,9 @@ import (
 // mesh is btcmesh's block path wired as in single-process mode (as
 // test/pipeline_test.go does), plus the miner for the mempool rows.
 type mesh struct {
-	bv    blockvalidatorv1.BlockValidatorServiceClient
-	miner minerv1.MinerServiceClient
+	bv      blockvalidatorv1.BlockValidatorServiceClient
+	miner   minerv1.MinerServiceClient
+	headers headersv1.HeaderServiceClient
 	// bvMetrics is the blockvalidator's registry, for the phase split.
 	bvMetrics prometheus.Gatherer
 }
@@ -107,7 +110,41 @@ func startMesh(t testing.TB) *mesh {
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return &mesh{bv: blockvalidatorv1.NewBlockValidatorServiceClient(cc), miner: minerv1.NewMinerServiceClient(cc),
-		bvMetrics: bvDeps.Metrics.(prometheus.Gatherer)}
+		headers: headersv1.NewHeaderServiceClient(cc), bvMetrics: bvDeps.Metrics.(prometheus.Gatherer)}
+}
+
+// submitHeaders announces blocks' headers (headers-first sync).
+func (m *mesh) submitHeaders(t testing.TB, blocks []*wire.MsgBlock) {
+	t.Helper()
+	req := &headersv1.SubmitHeadersRequest{}
+	for _, b := range blocks {
+		var buf bytes.Buffer
+		if err := b.Header.Serialize(&buf); err != nil {
+			t.Fatal(err)
+		}
+		req.Headers = append(req.Headers, buf.Bytes())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := m.headers.SubmitHeaders(ctx, req)
+	if err != nil || resp.GetRejectRule() != "" || resp.GetOrphan() {
+		t.Fatalf("btcmesh SubmitHeaders: %v %s %v", err, resp.GetRejectRule(), resp.GetOrphan())
+	}
+}
+
+// store submits a block whose parent's data is missing: it is stored,
+// and waits on a side branch.
+func (m *mesh) store(t testing.TB, raw []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := m.bv.SubmitBlock(ctx, &blockvalidatorv1.SubmitBlockRequest{Block: raw})
+	if err != nil {
+		t.Fatalf("btcmesh SubmitBlock: %v", err)
+	}
+	if resp.GetResult() != blockvalidatorv1.SubmitResult_SUBMIT_RESULT_SIDE_CHAIN {
+		t.Fatalf("btcmesh SubmitBlock of a block ahead of its parent: %s %s", resp.GetResult(), resp.GetRejectReason())
+	}
 }
 
 // submit sends a serialized block and fails unless it becomes the tip.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -78,6 +79,25 @@ func (s *Service) setActiveTip(ctx context.Context, hash chainhash.Hash) error {
 	return nil
 }
 
+// setActiveTipValid records a connected block as fully valid and as the
+// active tip in one call (SetActiveTip with mark_valid); a headers service
+// that predates mark_valid gets the SetBlockStatus call as well.
+func (s *Service) setActiveTipValid(ctx context.Context, hash chainhash.Hash) error {
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	resp, err := s.headers.SetActiveTip(cctx, &headersv1.SetActiveTipRequest{Hash: hash[:], MarkValid: true})
+	if err != nil {
+		return fmt.Errorf("headers.SetActiveTip %s: %w", hash, err)
+	}
+	if resp.GetTip().GetStatus() != headersv1.BlockStatus_BLOCK_STATUS_VALID {
+		if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_VALID, ""); err != nil {
+			return err
+		}
+	}
+	s.setTip(resp.GetTip())
+	return nil
+}
+
 // markInvalid records that a block broke a rule.
 func (s *Service) markInvalid(ctx context.Context, hash chainhash.Hash, re *rules.RuleError) error {
 	s.metrics.rejected.WithLabelValues(string(re.Kind)).Inc()
@@ -126,6 +146,7 @@ func (s *Service) reconcile(ctx context.Context, genesisRaw []byte) error {
 		tip = genesisHash
 		s.log.Info("genesis block connected", "hash", tip.String())
 	}
+	s.forgetMTP(-1)
 	info, found, err := s.getHeader(ctx, tip)
 	if err != nil {
 		return err
@@ -152,6 +173,11 @@ func (s *Service) reconcile(ctx context.Context, genesisRaw []byte) error {
 // in the order the headers service plans. A block that breaks a rule is
 // marked invalid and the plan is asked for again. It returns the rule
 // each block marked invalid broke.
+//
+// Connecting is pipelined: while one block connects, the next ones are
+// validated speculatively on top of it (see startSpec); a speculation
+// that fails in any way is discarded and its block validated again on the
+// sequential path, which alone decides that a block is invalid.
 func (s *Service) activateBestChain(ctx context.Context, cache blockCache) (map[chainhash.Hash]*rules.RuleError, error) {
 	failures := make(map[chainhash.Hash]*rules.RuleError)
 	var lastTip chainhash.Hash
@@ -170,27 +196,23 @@ func (s *Service) activateBestChain(ctx context.Context, cache blockCache) (map[
 			return failures, nil
 		}
 		invalidBefore := len(failures)
+		if len(plan.GetToDisconnect()) > 0 {
+			s.dropSpecs() // they assumed the chain being disconnected
+		}
 		for _, d := range plan.GetToDisconnect() {
 			if err := s.disconnect(ctx, d); err != nil {
 				return failures, err
 			}
 		}
-		for _, c := range plan.GetToConnect() {
-			hash, err := hashFrom(c.GetHash())
-			if err != nil {
-				return failures, fmt.Errorf("connect plan: %w", err)
-			}
-			err = s.connect(ctx, c, cache)
-			var re *rules.RuleError
-			if errors.As(err, &re) {
-				failures[hash] = re
-				if err := s.markInvalid(ctx, hash, re); err != nil {
-					return failures, err
-				}
-				break // replan: the index leads back to the best valid chain
-			}
-			if err != nil {
-				return failures, err
+		done, err := s.connectAll(ctx, plan.GetToConnect(), cache, failures)
+		if err != nil {
+			return failures, err
+		}
+		// The plan named the best candidate: once all of it connected
+		// (and it was not cut short) there is nothing left to do.
+		if done && len(plan.GetToConnect()) < planMaxConnect && len(failures) == invalidBefore {
+			if tip, _ := s.tip(); bytes.Equal(tip[:], plan.GetTarget().GetHash()) {
+				return failures, nil
 			}
 		}
 		// Guard against a plan that never changes (an index bug would
@@ -206,6 +228,84 @@ func (s *Service) activateBestChain(ctx context.Context, cache blockCache) (map[
 		}
 		lastTip = tip
 	}
+}
+
+// connectAll connects the plan's blocks in order, validating up to
+// lookahead blocks ahead speculatively. It stops at the first block that
+// breaks a rule (recorded in failures and marked invalid); done reports
+// that every block connected.
+func (s *Service) connectAll(ctx context.Context, infos []*headersv1.HeaderInfo, cache blockCache, failures map[chainhash.Hash]*rules.RuleError) (bool, error) {
+	defer s.dropSpecs()
+	cands := make([]*cand, 0, len(infos))
+	// known: median time past of the plan's blocks, ancestors of the
+	// blocks after them.
+	known := make(map[int32]int64, len(infos))
+	load := func(j int) error {
+		for len(cands) <= j {
+			c, err := s.loadCand(ctx, infos[len(cands)], cache)
+			if err != nil {
+				return err
+			}
+			cands = append(cands, c)
+		}
+		return nil
+	}
+	for i := range infos {
+		start := time.Now()
+		if err := load(min(i+lookahead, len(infos)-1)); err != nil {
+			return false, err
+		}
+		c := cands[i]
+		base, _ := s.tip()
+		// Launch the speculations of this block (unless one runs, e.g.
+		// started when the block arrived) and of the next ones on top of
+		// it.
+		for j := i; j <= min(i+lookahead, len(infos)-1); j++ {
+			if _, ok := s.specs[cands[j].hash]; ok {
+				continue
+			}
+			kn := make(map[int32]int64, j-i)
+			for k := i; k < j; k++ {
+				kn[cands[k].height] = cands[k].info.GetMedianTimePast()
+			}
+			for ht, v := range known {
+				kn[ht] = v
+			}
+			s.startSpec(ctx, cands[j], base, cands[i:j], kn)
+		}
+		sp := s.specs[c.hash]
+		verdict := sp.result(ctx)
+		sp.cancel()
+		delete(s.specs, c.hash)
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if verdict != nil {
+			// Sequential path: later speculations built on this block's
+			// view are void too.
+			s.dropSpecs()
+			if err := c.wait(ctx); err != nil {
+				return false, err
+			}
+			err := s.validate(ctx, c, nil, known)
+			var re *rules.RuleError
+			if errors.As(err, &re) {
+				failures[c.hash] = re
+				if err := s.markInvalid(ctx, c.hash, re); err != nil {
+					return false, err
+				}
+				return false, nil // replan: the index leads back to the best valid chain
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		if err := s.commit(ctx, c, start); err != nil {
+			return false, err
+		}
+		known[c.height] = c.info.GetMedianTimePast()
+	}
+	return true, nil
 }
 
 // disconnect undoes the active tip block d.
@@ -228,6 +328,7 @@ func (s *Service) disconnect(ctx context.Context, d *headersv1.HeaderInfo) error
 	if err != nil {
 		return fmt.Errorf("utxostore.DisconnectBlock %s: %w", hash, err)
 	}
+	s.forgetMTP(d.GetHeight())
 	if err := s.setActiveTip(ctx, hdr.PrevBlock); err != nil {
 		return err
 	}

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+	"golang.org/x/sync/errgroup"
 
 	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
@@ -16,37 +19,39 @@ import (
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
-// connect validates the block c with its UTXOs and, when every rule
-// holds, applies it to the UTXO set and makes it the active tip. The
-// block's parent must be the active tip. Rule violations come back as
-// *rules.RuleError; any other error means a dependency failed.
-func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache blockCache) error {
-	start := time.Now()
-	hash, err := hashFrom(c.GetHash())
-	if err != nil {
-		return fmt.Errorf("connect plan: %w", err)
-	}
-	h := c.GetHeight()
-	block, err := s.loadBlock(ctx, hash, cache)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", hash, err)
-	}
-	raw, err := block.Bytes()
-	if err != nil {
-		return fmt.Errorf("connect %s: serialize: %w", hash, err)
-	}
+// utxoAt is one spent (or BIP30-checked) output as the view answers it.
+type utxoAt struct {
+	found    bool
+	out      *commonv1.TxOut
+	height   int32
+	coinbase bool
+}
+
+// validate checks every rule of connecting c on top of its parent: inputs
+// exist and are unspent, BIP30, every transaction (amounts, fees, locks,
+// scripts) through the txvalidator pool, sigop cost and the coinbase
+// amount. It changes nothing.
+//
+// The UTXO view is the utxostore's set, seen through ov when c's parent
+// is not connected yet (speculation: ov holds the blocks between the
+// store's tip and c); ov nil means c's parent is the store's tip. known
+// gives the median time past of heights the active chain may not hold
+// yet. Rule violations come back as *rules.RuleError; any other error
+// means a dependency failed (or, with ov, that the speculation is void).
+func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[int32]int64) error {
+	hash, h, block := c.hash, c.height, c.block
 	params := s.deps.Network.Params
 	txs := block.Transactions()
+	tr := s.newTrace()
 
-	refs, external, nInputs, err := resolveInputs(txs)
+	refs, external, _, err := resolveInputs(txs)
 	if err != nil {
 		return err
 	}
-	lookup := external
 	checkBIP30 := !bip30Exception(h, hash, params)
 	if checkBIP30 && bip30MaySkip(h, params) {
-		// The block's parent is the active tip: BIP34's activation block
-		// is the active chain's block at that height.
+		// The block's parent is (or will be) the active tip: BIP34's
+		// activation block is the active chain's block at that height.
 		cctx, cancel := callCtx(ctx)
 		bresp, err := s.headers.GetHeadersByHeight(cctx, &headersv1.GetHeadersByHeightRequest{Heights: []int32{params.BIP0034Height}})
 		cancel()
@@ -56,71 +61,61 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 		infos := bresp.GetInfos()
 		checkBIP30 = !(len(infos) == 1 && bytes.Equal(infos[0].GetHash(), params.BIP0034Hash[:]))
 	}
+	var bip30 []wire.OutPoint
 	if checkBIP30 {
-		lookup = append(external[:len(external):len(external)], bip30Outpoints(txs)...)
+		bip30 = bip30Outpoints(txs)
 	}
-	var utxos []*utxostorev1.Utxo
-	if len(lookup) > 0 {
-		req := &utxostorev1.GetUtxosRequest{Outpoints: make([]*commonv1.OutPoint, len(lookup))}
-		for i := range lookup {
-			req.Outpoints[i] = &commonv1.OutPoint{Txid: lookup[i].Hash[:], Index: lookup[i].Index}
-		}
-		cctx, cancel := callCtx(ctx)
-		resp, err := s.utxo.GetUtxos(cctx, req)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("utxostore.GetUtxos for %s: %w", hash, err)
-		}
-		if len(resp.GetUtxos()) != len(lookup) {
-			return fmt.Errorf("utxostore.GetUtxos answered %d of %d outpoints", len(resp.GetUtxos()), len(lookup))
-		}
-		utxos = resp.GetUtxos()
-	}
-	// BIP30 first, as Core's ConnectBlock checks it before any input.
-	if checkBIP30 {
-		for i := len(external); i < len(lookup); i++ {
-			if utxos[i].GetFound() {
-				return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, lookup[i])
+
+	// One batched lookup of what the overlay does not answer.
+	all := append(external[:len(external):len(external)], bip30...)
+	utxos := make([]utxoAt, len(all))
+	var ask []int // indexes into all sent to the store
+	for i, op := range all {
+		if ov != nil {
+			if oc, ok := ov.created[op]; ok {
+				utxos[i] = utxoAt{found: true, out: &commonv1.TxOut{Value: oc.out.Value, PkScript: oc.out.PkScript},
+					height: oc.height, coinbase: oc.coinbase}
+				continue
 			}
+			if _, ok := ov.spent[op]; ok {
+				continue // spent by a block ahead of c
+			}
+		}
+		ask = append(ask, i)
+	}
+	if err := s.lookupUtxos(ctx, hash, all, ask, utxos, ov); err != nil {
+		return err
+	}
+	tr.mark("utxos")
+	// BIP30 first, as Core's ConnectBlock checks it before any input.
+	for i := len(external); i < len(all); i++ {
+		if utxos[i].found {
+			return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, all[i])
 		}
 	}
 	for i, op := range external {
-		if !utxos[i].GetFound() {
+		if !utxos[i].found {
 			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
 		}
 	}
 
 	// Median time past of the block before each spent coin's block (for
-	// BIP68 time locks) and of the parent, in one call.
-	heightSet := map[int32]struct{}{max(h-1, 0): {}}
+	// BIP68 time locks) and of the parent.
+	heights := map[int32]struct{}{max(h-1, 0): {}}
 	for i := range external {
-		heightSet[max(utxos[i].GetHeight()-1, 0)] = struct{}{}
+		heights[max(utxos[i].height-1, 0)] = struct{}{}
 	}
-	heights := make([]int32, 0, len(heightSet))
-	for ht := range heightSet {
-		heights = append(heights, ht)
-	}
-	cctx, cancel := callCtx(ctx)
-	hresp, err := s.headers.GetHeadersByHeight(cctx, &headersv1.GetHeadersByHeightRequest{Heights: heights})
-	cancel()
+	mtp, err := s.mediansAt(ctx, heights, known)
 	if err != nil {
-		return fmt.Errorf("headers.GetHeadersByHeight for %s: %w", hash, err)
-	}
-	if len(hresp.GetInfos()) != len(heights) {
-		return fmt.Errorf("headers.GetHeadersByHeight answered %d of %d heights", len(hresp.GetInfos()), len(heights))
-	}
-	mtp := make(map[int32]int64, len(heights))
-	for i, info := range hresp.GetInfos() {
-		if info.GetHeight() != heights[i] || len(info.GetHash()) == 0 {
-			return fmt.Errorf("headers has no active block at height %d", heights[i])
-		}
-		mtp[heights[i]] = info.GetMedianTimePast()
+		return fmt.Errorf("median time past for %s: %w", hash, err)
 	}
 	parentMTP := mtp[max(h-1, 0)]
+	tr.mark("mtp")
 
 	// One MODE_FULL job per non-coinbase transaction.
 	var fees, sigops int64
 	if len(txs) > 1 {
+		raw := c.raw
 		locs, err := block.TxLoc()
 		if err != nil {
 			return fmt.Errorf("connect %s: locate transactions: %w", hash, err)
@@ -140,10 +135,10 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 				}
 				u := utxos[ref.ext]
 				prevouts[j] = &txvalidatorv1.Prevout{
-					Output:         u.GetOutput(),
-					Height:         u.GetHeight(),
-					Coinbase:       u.GetCoinbase(),
-					MedianTimePast: mtp[max(u.GetHeight()-1, 0)],
+					Output:         u.out,
+					Height:         u.height,
+					Coinbase:       u.coinbase,
+					MedianTimePast: mtp[max(u.height-1, 0)],
 				}
 			}
 			loc := locs[i]
@@ -174,6 +169,7 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 			sigops += r.GetSigopCost()
 		}
 	}
+	tr.mark("txs")
 	cbCost, err := blockchain.GetSigOpCost(txs[0], true, nil, true, s.deps.Network.SegwitActive(h))
 	if err != nil {
 		return rules.FromBtcd(err)
@@ -184,24 +180,153 @@ func (s *Service) connect(ctx context.Context, c *headersv1.HeaderInfo, cache bl
 	if err := checkCoinbaseAmount(txs[0], h, fees, params); err != nil {
 		return err
 	}
+	tr.done(s, "validate", hash, ov != nil)
+	return nil
+}
 
-	cctx, cancel = callCtx(ctx)
-	_, err = s.utxo.ConnectBlock(cctx, &utxostorev1.ConnectBlockRequest{Block: raw, Height: h})
+// commit applies the validated block c to the UTXO set, then records it
+// valid and the active tip in one headers call. The UTXO store's tip is
+// the truth after a crash in between (reconcile).
+func (s *Service) commit(ctx context.Context, c *cand, start time.Time) error {
+	tr := s.newTrace()
+	cctx, cancel := callCtx(ctx)
+	_, err := s.utxo.ConnectBlock(cctx, &utxostorev1.ConnectBlockRequest{Block: c.raw, Height: c.height})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("utxostore.ConnectBlock %s: %w", hash, err)
+		return fmt.Errorf("utxostore.ConnectBlock %s: %w", c.hash, err)
 	}
-	if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_VALID, ""); err != nil {
+	tr.mark("utxostore")
+	if err := s.setActiveTipValid(ctx, c.hash); err != nil {
 		return err
 	}
-	if err := s.setActiveTip(ctx, hash); err != nil {
-		return err
+	tr.mark("headers")
+	tr.done(s, "commit", c.hash, false)
+	if c.info != nil {
+		s.noteMTP(c.height, c.info.GetMedianTimePast())
 	}
 	elapsed := time.Since(start)
 	s.connected.Add(1)
 	s.metrics.connected.Inc()
 	s.metrics.connectSecond.Observe(elapsed.Seconds())
-	s.log.Info("block connected", "height", h, "hash", hash.String(), "txs", len(txs),
-		"inputs", nInputs, "fees", fees, "duration", elapsed.String())
+	txs := c.block.Transactions()
+	inputs := 0
+	for _, tx := range txs[1:] {
+		inputs += len(tx.MsgTx().TxIn)
+	}
+	s.log.Info("block connected", "height", c.height, "hash", c.hash.String(), "txs", len(txs),
+		"inputs", inputs, "duration", elapsed.String())
 	return nil
+}
+
+// lookupChunk is how many outpoints one GetUtxos call carries; a block's
+// lookups run as several calls at once.
+const lookupChunk = 512
+
+// lookupUtxos asks the utxostore for the outpoints all[i] of every i in
+// ask, in concurrent calls, filling utxos. With ov, each call's snapshot
+// must be a state the overlay completes (a tip in ov.tips): every
+// outpoint the overlay does not answer has the same coin in all of them.
+func (s *Service) lookupUtxos(ctx context.Context, hash chainhash.Hash, all []wire.OutPoint, ask []int, utxos []utxoAt, ov *overlay) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for lo := 0; lo < len(ask); lo += lookupChunk {
+		part := ask[lo:min(lo+lookupChunk, len(ask))]
+		g.Go(func() error {
+			req := &utxostorev1.GetUtxosRequest{Outpoints: make([]*commonv1.OutPoint, len(part))}
+			for k, i := range part {
+				req.Outpoints[k] = &commonv1.OutPoint{Txid: all[i].Hash[:], Index: all[i].Index}
+			}
+			cctx, cancel := callCtx(gctx)
+			resp, err := s.utxo.GetUtxos(cctx, req)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("utxostore.GetUtxos for %s: %w", hash, err)
+			}
+			if len(resp.GetUtxos()) != len(part) {
+				return fmt.Errorf("utxostore.GetUtxos answered %d of %d outpoints", len(resp.GetUtxos()), len(part))
+			}
+			if ov != nil {
+				tip, err := hashFrom(resp.GetTipHash())
+				if err != nil {
+					return fmt.Errorf("utxostore.GetUtxos tip: %w", err)
+				}
+				if _, ok := ov.tips[tip]; !ok {
+					return fmt.Errorf("%w: utxo snapshot at %s is not on the speculated chain", errSpeculation, tip)
+				}
+			}
+			for k, u := range resp.GetUtxos() {
+				utxos[part[k]] = utxoAt{found: u.GetFound(), out: u.GetOutput(), height: u.GetHeight(), coinbase: u.GetCoinbase()}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// mediansAt returns the median time past of the active chain's blocks at
+// heights: from known (blocks of the chain being connected), the cache of
+// the active chain, or one headers call for the rest.
+func (s *Service) mediansAt(ctx context.Context, heights map[int32]struct{}, known map[int32]int64) (map[int32]int64, error) {
+	out := make(map[int32]int64, len(heights))
+	var ask []int32
+	s.mtpMu.Lock()
+	for ht := range heights {
+		if v, ok := known[ht]; ok {
+			out[ht] = v
+			continue
+		}
+		if int(ht) < len(s.mtpCache) && s.mtpCache[ht] != 0 {
+			out[ht] = s.mtpCache[ht]
+			continue
+		}
+		ask = append(ask, ht)
+	}
+	s.mtpMu.Unlock()
+	if len(ask) == 0 {
+		return out, nil
+	}
+	cctx, cancel := callCtx(ctx)
+	hresp, err := s.headers.GetHeadersByHeight(cctx, &headersv1.GetHeadersByHeightRequest{Heights: ask})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("headers.GetHeadersByHeight: %w", err)
+	}
+	if len(hresp.GetInfos()) != len(ask) {
+		return nil, fmt.Errorf("headers.GetHeadersByHeight answered %d of %d heights", len(hresp.GetInfos()), len(ask))
+	}
+	for i, info := range hresp.GetInfos() {
+		if info.GetHeight() != ask[i] || len(info.GetHash()) == 0 {
+			return nil, fmt.Errorf("headers has no active block at height %d", ask[i])
+		}
+		out[ask[i]] = info.GetMedianTimePast()
+		s.noteMTP(ask[i], info.GetMedianTimePast())
+	}
+	return out, nil
+}
+
+// noteMTP caches the median time past of the active chain's block at
+// height.
+func (s *Service) noteMTP(height int32, mtp int64) {
+	if height < 0 || mtp == 0 {
+		return
+	}
+	s.mtpMu.Lock()
+	defer s.mtpMu.Unlock()
+	if int(height) >= len(s.mtpCache) {
+		s.mtpCache = append(s.mtpCache, make([]int64, int(height)+1-len(s.mtpCache))...)
+	}
+	s.mtpCache[height] = mtp
+}
+
+// forgetMTP drops the cached active-chain blocks from height up (their
+// block was disconnected); a negative height drops everything.
+func (s *Service) forgetMTP(height int32) {
+	s.mtpMu.Lock()
+	defer s.mtpMu.Unlock()
+	if height < 0 {
+		s.mtpCache = nil
+		return
+	}
+	if int(height) < len(s.mtpCache) {
+		s.mtpCache = s.mtpCache[:height]
+	}
 }

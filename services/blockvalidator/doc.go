@@ -18,6 +18,16 @@
 // chain-tip event when told the new tip (SetActiveTip); this service
 // publishes nothing itself.
 //
+// Connecting is pipelined: while one block is written to the utxostore
+// and the index, the next blocks of the connect plan (and a block that
+// extends the tip, while it is being stored) are validated speculatively
+// on top of it, their view of the UTXO set completed by the blocks ahead
+// of them. A speculation that fails in any way is discarded and the block
+// validated again on the sequential path, which alone marks blocks
+// invalid. A connected block is marked valid and made the active tip in
+// one headers call (SetActiveTip with mark_valid), after the utxostore
+// commit, whose tip stays the truth.
+//
 // All processing is serialized by one mutex: exactly one replica should
 // run (leader), while the script work it fans out scales with the pool.
 package blockvalidator

@@ -40,7 +40,7 @@ func (g *grpcServer) SubmitBlock(ctx context.Context, req *blockvalidatorv1.Subm
 	}
 	// Processing runs under the service's context: a client that hangs
 	// up must not abort a connect halfway.
-	resp, err := g.s.submit(g.s.runCtx, req.GetBlock())
+	resp, err := g.s.submit(g.s.runCtx, req.GetBlock(), false)
 	if err != nil {
 		return nil, internalStatus(err)
 	}

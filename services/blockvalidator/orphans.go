@@ -13,6 +13,8 @@ type orphan struct {
 	parent chainhash.Hash
 	block  *btcutil.Block
 	raw    []byte
+	// stored says the block store holds raw already.
+	stored bool
 }
 
 // orphanPool holds at most max orphans, indexed by hash and by parent

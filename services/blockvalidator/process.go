@@ -20,14 +20,14 @@ import (
 // and reports the outcome for the block. Rule violations are results, not
 // errors; an error means the block could not be decoded
 // (rules.InvalidArgument) or a dependency failed.
-func (s *Service) submit(ctx context.Context, raw []byte) (*blockvalidatorv1.SubmitBlockResponse, error) {
+func (s *Service) submit(ctx context.Context, raw []byte, stored bool) (*blockvalidatorv1.SubmitBlockResponse, error) {
 	block, err := decodeBlock(raw)
 	if err != nil {
 		return nil, rules.InvalidArgument("block decode failed: %v", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp, indexed, err := s.process(ctx, block, raw)
+	resp, indexed, err := s.process(ctx, block, raw, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +64,15 @@ func asRuleError(err error) *rules.RuleError {
 
 // process runs one block through every step; the caller holds s.mu.
 // indexed reports whether the block's header is now in the index (so
-// orphans waiting for it can be processed).
-func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+// orphans waiting for it can be processed). stored says the block store
+// already holds raw.
+func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte, stored bool) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+	defer s.dropSpecs()
 	hash := *block.Hash()
 	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
 	params := s.deps.Network.Params
 
+	tr := s.newTrace()
 	// 1. Already known?
 	known, found, err := s.getHeader(ctx, hash)
 	if err != nil {
@@ -100,6 +103,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte)
 		return s.reject(resp, hash, err), found, nil
 	}
 
+	tr.mark("sanity")
 	// 3. The header.
 	var hdr bytes.Buffer
 	if err := block.MsgBlock().Header.Serialize(&hdr); err != nil {
@@ -115,7 +119,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte)
 		return nil, false, fmt.Errorf("headers.SubmitHeaders %s: %w", hash, err)
 	}
 	if hresp.GetOrphan() {
-		o := &orphan{hash: hash, parent: block.MsgBlock().Header.PrevBlock, block: block, raw: raw}
+		o := &orphan{hash: hash, parent: block.MsgBlock().Header.PrevBlock, block: block, raw: raw, stored: stored}
 		for _, ev := range s.orphans.add(o) {
 			s.log.Info("orphan block evicted", "hash", ev.String())
 		}
@@ -147,6 +151,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte)
 		return nil, false, fmt.Errorf("parent of %s vanished from the index", hash)
 	}
 
+	tr.mark("header")
 	// 4. Checks that need the height and parent but no UTXOs.
 	if err := checkContextual(block, height, parent.GetMedianTimePast(), s.deps.Network); err != nil {
 		re := asRuleError(err)
@@ -156,21 +161,39 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte)
 		return s.reject(resp, hash, re), true, nil
 	}
 
+	// When the block extends the active tip, validate it against the
+	// UTXO set now, while it is stored and the connect plan is asked for
+	// (the plan will most likely connect it).
+	if tip, _ := s.tip(); tip == block.MsgBlock().Header.PrevBlock {
+		c := loadedCand(hash, height, block, raw)
+		s.startSpec(ctx, c, tip, nil, map[int32]int64{height - 1: parent.GetMedianTimePast()})
+	}
+
+	tr.mark("contextual")
 	// 5. Store it.
-	if err := s.store.Put(ctx, hash, raw); err != nil {
-		return nil, false, err
+	if !stored {
+		if err := s.store.Put(ctx, hash, raw); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA, ""); err != nil {
 		return nil, false, err
 	}
 
+	tr.mark("store")
 	// 6. Move the active chain.
 	failures, err := s.activateBestChain(ctx, blockCache{hash: block})
 	if err != nil {
 		return nil, false, err
 	}
 
-	// 7. Where did it end up?
+	tr.mark("activate")
+	tr.done(s, "process", hash, false)
+	// 7. Where did it end up? The active tip needs no question.
+	if tip, _ := s.tip(); tip == hash {
+		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED
+		return resp, true, nil
+	}
 	after, found, err := s.getHeader(ctx, hash)
 	if err != nil {
 		return nil, false, err
@@ -210,7 +233,7 @@ func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash) {
 		p := queue[0]
 		queue = queue[1:]
 		for _, o := range s.orphans.takeChildren(p) {
-			resp, indexed, err := s.process(ctx, o.block, o.raw)
+			resp, indexed, err := s.process(ctx, o.block, o.raw, o.stored)
 			if err != nil {
 				s.log.Error("orphan processing failed", "hash", o.hash.String(), "err", err)
 				s.orphans.add(o) // keep it for the next try

@@ -64,9 +64,16 @@ type Service struct {
 	runCtx context.Context
 	store  *blockstore.Store
 
-	// mu serializes block processing and guards orphans.
+	// mu serializes block processing and guards orphans and specs.
 	mu      sync.Mutex
 	orphans *orphanPool
+	// specs are the speculative validations running, by block hash.
+	specs map[chainhash.Hash]*spec
+
+	// mtpCache holds the median time past of the active chain's blocks
+	// by height (0: not known), under mtpMu.
+	mtpMu    sync.Mutex
+	mtpCache []int64
 
 	// tip is the active tip as last told to headers (under tipMu).
 	tipMu     sync.Mutex
@@ -125,6 +132,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		pool:        scriptpool.New(deps.NATS, subjects, cfg.ScriptTimeout, scriptAttempts),
 		timeSource:  blockchain.NewMedianTime(),
 		orphans:     newOrphanPool(cfg.MaxOrphans),
+		specs:       make(map[chainhash.Hash]*spec),
 		scripts:     scripts,
 		tipHeight:   -1,
 	}, nil
@@ -245,7 +253,7 @@ func (s *Service) handleBlockReceived(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err == nil {
 		var resp *blockvalidatorv1.SubmitBlockResponse
-		resp, err = s.submit(ctx, raw)
+		resp, err = s.submit(ctx, raw, true)
 		if err == nil {
 			s.log.Debug("received block processed", "hash", hash.String(), "source", ev.GetSource(),
 				"result", resp.GetResult().String(), "reason", resp.GetRejectReason())

@@ -565,8 +565,23 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 	if n.parent != nil && !connectable(n) {
 		return nil, status.Errorf(codes.FailedPrecondition, "block %s has status %s, want HAVE_DATA or VALID", h, n.status)
 	}
+	// mark_valid: record full validity in the same write as the tip.
+	var valid []*node
+	if req.MarkValid && n.status != statusValid {
+		cp := *n
+		cp.status, cp.reason = statusValid, ""
+		valid = []*node{&cp}
+	}
 	old := x.tip()
 	if n == old {
+		if len(valid) > 0 {
+			if err := putEntries(s.db, valid, nil); err != nil {
+				s.log.Error("store block status failed", "hash", h.String(), "err", err)
+				return nil, status.Errorf(codes.Internal, "store block status: %v", err)
+			}
+			n.status, n.reason = statusValid, ""
+			x.noteData(n)
+		}
 		return &headersv1.SetActiveTipResponse{Tip: x.info(n)}, nil
 	}
 	b := x.branchTo(n)
@@ -577,9 +592,13 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 	for hh := b.fork.height + 1; hh <= n.height; hh++ {
 		ev.Connected = append(ev.Connected, append([]byte(nil), b.at(hh).hash[:]...))
 	}
-	if err := putEntries(s.db, nil, n); err != nil {
+	if err := putEntries(s.db, valid, n); err != nil {
 		s.log.Error("store active tip failed", "hash", h.String(), "err", err)
 		return nil, status.Errorf(codes.Internal, "store active tip: %v", err)
+	}
+	if len(valid) > 0 {
+		n.status, n.reason = statusValid, ""
+		x.noteData(n)
 	}
 	x.active = setChain(x.active, n)
 	s.updateGauges()

@@ -767,3 +767,38 @@ func TestEqualWorkPlanPrefersFirstStored(t *testing.T) {
 		t.Fatalf("plan at a3 (b3 has equal work, stored later): %d/%d", len(p.ToDisconnect), len(p.ToConnect))
 	}
 }
+
+// TestSetActiveTipMarkValid checks that SetActiveTip with mark_valid
+// records the tip and full validity in one durable write, and refuses a
+// block marked invalid.
+func TestSetActiveTipMarkValid(t *testing.T) {
+	nc := testenv.NATS(t)
+	dir := t.TempDir()
+	h, stop := startStoppable(t, nc, dir)
+	chain := chainOn(genesis(), 3, 1)
+	h.submit(chain...)
+	h.setStatus(statusHaveData, "", chain...)
+	resp, err := h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(chain[1]), MarkValid: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Tip.Status != statusValid || resp.Tip.Height != 2 {
+		t.Fatalf("tip %+v", resp.Tip)
+	}
+	// The same tip again still marks it.
+	if resp, err = h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(chain[1]), MarkValid: true}); err != nil || resp.Tip.Status != statusValid {
+		t.Fatalf("again: %v %+v", err, resp.GetTip())
+	}
+	h.setStatus(statusInvalid, "bad-txnmrklroot", chain[2])
+	if _, err := h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(chain[2]), MarkValid: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("invalid block: %v", err)
+	}
+	stop()
+	h = start(t, nc, dir)
+	if i := h.get(chain[1]); i.Status != statusValid || !i.OnActiveChain {
+		t.Fatalf("after restart: %+v", i)
+	}
+	if i := h.get(chain[0]); i.Status != statusHaveData {
+		t.Fatalf("ancestor not marked: %+v", i)
+	}
+}

@@ -1244,7 +1244,11 @@ func (x *GetConnectPlanResponse) GetTarget() *HeaderInfo {
 type SetActiveTipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// hash of the new active tip.
-	Hash          []byte `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	// mark_valid also records the block as fully valid (as SetBlockStatus
+	// VALID would), in the same write: the block validator's connect step
+	// needs one call instead of two. A block marked invalid is refused.
+	MarkValid     bool `protobuf:"varint,2,opt,name=mark_valid,json=markValid,proto3" json:"mark_valid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1284,6 +1288,13 @@ func (x *SetActiveTipRequest) GetHash() []byte {
 		return x.Hash
 	}
 	return nil
+}
+
+func (x *SetActiveTipRequest) GetMarkValid() bool {
+	if x != nil {
+		return x.MarkValid
+	}
+	return false
 }
 
 // SetActiveTipResponse carries the new tip.
@@ -1504,9 +1515,11 @@ const file_btcmesh_headers_v1_headers_proto_rawDesc = "" +
 	"\rto_disconnect\x18\x01 \x03(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\ftoDisconnect\x12=\n" +
 	"\n" +
 	"to_connect\x18\x02 \x03(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\ttoConnect\x126\n" +
-	"\x06target\x18\x03 \x01(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\x06target\")\n" +
+	"\x06target\x18\x03 \x01(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\x06target\"H\n" +
 	"\x13SetActiveTipRequest\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\fR\x04hash\"H\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1d\n" +
+	"\n" +
+	"mark_valid\x18\x02 \x01(\bR\tmarkValid\"H\n" +
 	"\x14SetActiveTipResponse\x120\n" +
 	"\x03tip\x18\x01 \x01(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\x03tip\"8\n" +
 	"\x17GetMissingBlocksRequest\x12\x1d\n" +
