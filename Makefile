@@ -8,7 +8,7 @@ VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
 PKGS := ./... github.com/btcmesh/btcmesh/proto/...
 
-.PHONY: help build test test-short lint proto proto-check run tools clean bench fuzz image up down compose-test k8s-lint k8s-check monitoring-check
+.PHONY: help build test test-suites test-short lint proto proto-check run tools clean bench fuzz image up down compose-test k8s-lint k8s-check monitoring-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -16,8 +16,17 @@ help: ## list the targets
 build: ## build the static btcmesh binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/btcmesh ./cmd/btcmesh
 
-test: build ## run every test (unit, service, end-to-end in one process and split)
-	BTCMESH_BIN=$(CURDIR)/$(BIN)/btcmesh $(GO) test -count=1 -timeout 30m $(PKGS)
+# Reference suites run in full and print their counts (go test hides the
+# output of passing tests unless -v), so they run apart from the rest.
+SUITES := TestVectors|TestFullBlocks|TestFullBlocksLargeReorg
+
+test: build ## run every test: unit, service, end-to-end (one process and split), interop, reference suites
+	BTCMESH_BIN=$(CURDIR)/$(BIN)/btcmesh $(GO) test -count=1 -timeout 30m -skip '^($(SUITES))$$' $(PKGS)
+	$(MAKE) --no-print-directory test-suites
+
+test-suites: build ## Bitcoin Core's vectors and btcd's full-block suite, in full, with their counts
+	set -o pipefail; BTCMESH_BIN=$(CURDIR)/$(BIN)/btcmesh $(GO) test -count=1 -timeout 30m -v -run '^($(SUITES))$$' \
+		./services/txvalidator ./test | grep -vE '^[[:space:]]*[{]|^=== (PAUSE|CONT)'
 
 test-short: ## unit tests only
 	$(GO) test -short -count=1 $(PKGS)
