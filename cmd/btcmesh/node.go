@@ -85,22 +85,6 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("--datadir %s: %w", c.datadir, err)
 	}
-	url := p.natsURL
-	if url == "" {
-		embedded, err := bus.StartEmbedded(dir, p.natsListen)
-		if err != nil {
-			return fmt.Errorf("--nats-listen: %w", err)
-		}
-		defer embedded.Shutdown()
-		url = embedded.URL()
-		log.Info("embedded nats started", "url", url, "store", dir)
-	}
-	nc, err := bus.Connect(url, "node", log)
-	if err != nil {
-		return fmt.Errorf("--nats-url: %w", err)
-	}
-	defer nc.Close()
-
 	// Bind first: every service dials the node's own gRPC address.
 	lis, err := net.Listen("tcp", c.grpcListen)
 	if err != nil {
@@ -111,16 +95,42 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	for _, name := range startOrder {
 		addrs[name] = self
 	}
+	// Every service's settings are checked before anything starts.
+	for _, name := range p.names {
+		w := wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}
+		if err := unitNamed(p.units, name).configure(w); err != nil {
+			lis.Close()
+			return err
+		}
+	}
+
+	url := p.natsURL
+	if url == "" {
+		embedded, err := bus.StartEmbedded(dir, p.natsListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("--nats-listen: %w", err)
+		}
+		defer embedded.Shutdown()
+		url = embedded.URL()
+		log.Info("embedded nats started", "url", url, "store", dir)
+	}
+	nc, err := bus.Connect(url, "node", log)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("--nats-url: %w", err)
+	}
+	defer nc.Close()
+
 	modules := make([]runner.Module, 0, len(p.names))
 	for _, name := range p.names {
-		u := unitNamed(p.units, name)
 		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
 		if err != nil {
 			lis.Close()
 			return err
 		}
 		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network}
-		m, err := u.build(wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}, deps)
+		m, err := unitNamed(p.units, name).build(deps)
 		if err != nil {
 			lis.Close()
 			return err

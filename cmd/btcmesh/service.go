@@ -50,6 +50,9 @@ func runService(ctx context.Context, name string, args []string, stderr io.Write
 		}
 		addrs[dep] = *v
 	}
+	if err := u.configure(wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}); err != nil {
+		return err
+	}
 	log, err := logging.New(os.Stderr, name, c.logLevel)
 	if err != nil {
 		return err
@@ -60,7 +63,7 @@ func runService(ctx context.Context, name string, args []string, stderr io.Write
 	}
 	defer nc.Close()
 	reg := newRegistry()
-	m, err := u.build(wiring{dir: c.serviceDir(name), addr: addrs, replicas: c.replicas}, runner.Deps{Log: log, Metrics: reg, NATS: nc, Network: network})
+	m, err := u.build(runner.Deps{Log: log, Metrics: reg, NATS: nc, Network: network})
 	if err != nil {
 		return err
 	}

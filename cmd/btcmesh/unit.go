@@ -19,8 +19,11 @@ type unit interface {
 	register(fs *flag.FlagSet)
 	// needs lists the services whose gRPC APIs this one calls.
 	needs() []string
-	// build validates the configuration and creates the service.
-	build(w wiring, deps runner.Deps) (runner.Module, error)
+	// configure applies the command's wiring and validates the
+	// configuration; it runs before anything is started.
+	configure(w wiring) error
+	// build creates the configured service.
+	build(deps runner.Deps) (runner.Module, error)
 }
 
 // wiring is what the command decides for a service: where its state lives

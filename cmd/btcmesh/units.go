@@ -29,36 +29,32 @@ type utxostoreUnit struct{ cfg utxostore.Config }
 func (u *utxostoreUnit) name() string              { return "utxostore" }
 func (u *utxostoreUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *utxostoreUnit) needs() []string           { return nil }
-func (u *utxostoreUnit) build(w wiring, d runner.Deps) (runner.Module, error) {
+func (u *utxostoreUnit) configure(w wiring) error {
 	u.cfg.DataDir = w.dir
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return utxostore.New(u.cfg, d)
+	return u.cfg.Validate()
 }
+func (u *utxostoreUnit) build(d runner.Deps) (runner.Module, error) { return utxostore.New(u.cfg, d) }
 
 type headersUnit struct{ cfg headers.Config }
 
 func (u *headersUnit) name() string              { return "headers" }
 func (u *headersUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *headersUnit) needs() []string           { return nil }
-func (u *headersUnit) build(w wiring, d runner.Deps) (runner.Module, error) {
+func (u *headersUnit) configure(w wiring) error {
 	u.cfg.DataDir = w.dir
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return headers.New(u.cfg, d)
+	return u.cfg.Validate()
 }
+func (u *headersUnit) build(d runner.Deps) (runner.Module, error) { return headers.New(u.cfg, d) }
 
 type txvalidatorUnit struct{ cfg txvalidator.Config }
 
 func (u *txvalidatorUnit) name() string              { return "txvalidator" }
 func (u *txvalidatorUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *txvalidatorUnit) needs() []string           { return nil }
-func (u *txvalidatorUnit) build(_ wiring, d runner.Deps) (runner.Module, error) {
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
+func (u *txvalidatorUnit) configure(_ wiring) error {
+	return u.cfg.Validate()
+}
+func (u *txvalidatorUnit) build(d runner.Deps) (runner.Module, error) {
 	return txvalidator.New(u.cfg, d)
 }
 
@@ -67,12 +63,12 @@ type blockvalidatorUnit struct{ cfg blockvalidator.Config }
 func (u *blockvalidatorUnit) name() string              { return "blockvalidator" }
 func (u *blockvalidatorUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *blockvalidatorUnit) needs() []string           { return []string{"headers", "utxostore"} }
-func (u *blockvalidatorUnit) build(w wiring, d runner.Deps) (runner.Module, error) {
+func (u *blockvalidatorUnit) configure(w wiring) error {
 	u.cfg.HeadersAddr, u.cfg.UtxoStoreAddr = w.addr["headers"], w.addr["utxostore"]
 	u.cfg.Replicas = w.replicas
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
+	return u.cfg.Validate()
+}
+func (u *blockvalidatorUnit) build(d runner.Deps) (runner.Module, error) {
 	return blockvalidator.New(u.cfg, d)
 }
 
@@ -81,23 +77,19 @@ type minerUnit struct{ cfg miner.Config }
 func (u *minerUnit) name() string              { return "miner" }
 func (u *minerUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *minerUnit) needs() []string           { return []string{"headers", "utxostore", "blockvalidator"} }
-func (u *minerUnit) build(w wiring, d runner.Deps) (runner.Module, error) {
+func (u *minerUnit) configure(w wiring) error {
 	u.cfg.HeadersAddr, u.cfg.UtxoStoreAddr, u.cfg.BlockValidatorAddr = w.addr["headers"], w.addr["utxostore"], w.addr["blockvalidator"]
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return miner.New(u.cfg, d)
+	return u.cfg.Validate()
 }
+func (u *minerUnit) build(d runner.Deps) (runner.Module, error) { return miner.New(u.cfg, d) }
 
 type p2pUnit struct{ cfg p2p.Config }
 
 func (u *p2pUnit) name() string              { return "p2p" }
 func (u *p2pUnit) register(fs *flag.FlagSet) { u.cfg.RegisterFlags(fs) }
 func (u *p2pUnit) needs() []string           { return []string{"headers", "blockvalidator"} }
-func (u *p2pUnit) build(w wiring, d runner.Deps) (runner.Module, error) {
+func (u *p2pUnit) configure(w wiring) error {
 	u.cfg.HeadersAddr, u.cfg.BlockValidatorAddr, u.cfg.DataDir = w.addr["headers"], w.addr["blockvalidator"], w.dir
-	if err := u.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return p2p.New(u.cfg, d)
+	return u.cfg.Validate()
 }
+func (u *p2pUnit) build(d runner.Deps) (runner.Module, error) { return p2p.New(u.cfg, d) }
