@@ -8,7 +8,7 @@ VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
 PKGS := ./... github.com/btcmesh/btcmesh/proto/...
 
-.PHONY: help build test test-suites test-short lint proto proto-check run tools clean bench fuzz image up down compose-test k8s-lint k8s-check monitoring-check
+.PHONY: help build test test-suites test-short lint proto proto-check run tools clean bench bench-sync fuzz image up down compose-test k8s-lint k8s-check monitoring-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ proto-check: proto ## fail when the committed generated code differs from proto/
 
 bench: ## validation table: btcmesh vs raw secp256k1 and vs btcd, each ratio measured in one run
 	BTCMESH_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestConsensusTable$$' -v ./bench/
+
+bench-sync: build ## sync row: btcmesh vs a second btcd syncing the same 2,111-block / 200k-tx regtest chain from one btcd
+	BTCMESH_BIN=$(CURDIR)/$(BIN)/btcmesh BTCMESH_BENCH=1 $(GO) test -count=1 -timeout 60m -run '^TestSyncTable$$' -v ./bench/
 
 FUZZTIME ?= 20s
 FUZZ_PKGS ?= ./services/p2p

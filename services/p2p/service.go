@@ -81,6 +81,7 @@ type Service struct {
 	inflight     map[chainhash.Hash]*blockReq
 	received     map[chainhash.Hash]time.Time
 	stallers     map[chainhash.Hash]*peerState
+	sched        schedState
 	txreq        *txRequests
 	kickCh       chan struct{}
 	blocksRecv   atomic.Int64
@@ -129,6 +130,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		inflight:     make(map[chainhash.Hash]*blockReq),
 		received:     make(map[chainhash.Hash]time.Time),
 		stallers:     make(map[chainhash.Hash]*peerState),
+		sched:        schedState{fullTip: -1},
 		txreq:        newTxRequests(),
 		kickCh:       make(chan struct{}, 1),
 		stallTimeout: defaultStallTimeout,

@@ -345,6 +345,7 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 	s.syncMu.Lock()
 	for h, req := range s.inflight {
 		if now.Sub(req.at) > s.stallTimeout {
+			s.sched.at = time.Time{} // ask again now
 			delete(s.inflight, h)
 			delete(req.peer.inflight, h)
 			s.stallers[h] = req.peer
@@ -361,8 +362,12 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 		dl = append(dl, ps)
 		free += max(maxInflightPerPeer-len(ps.inflight), 0)
 	}
+	skip := free == 0 || s.skipSchedule(now, free)
+	if !skip {
+		s.sched.at = now
+	}
 	s.syncMu.Unlock()
-	if free == 0 {
+	if skip {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
@@ -375,7 +380,8 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 		return
 	}
 	reqs := make(map[*peerState]*wire.MsgGetData)
-	windowEnd := max(s.tipHeight.Load(), 0) + downloadWindow
+	tipHeight := max(s.tipHeight.Load(), 0)
+	windowEnd := tipHeight + downloadWindow
 	windowFull := false
 	s.syncMu.Lock()
 	for _, info := range resp.GetBlocks() {
@@ -410,7 +416,14 @@ func (s *Service) scheduleBlocks(ctx context.Context) {
 		}
 		_ = gd.AddInvVect(wire.NewInvVect(wire.InvTypeWitnessBlock, h))
 	}
+	s.sched.fullTip = -1
+	if windowFull {
+		s.sched.fullTip = tipHeight
+	}
 	stalled := windowFull && free > 0 && len(dl) > 1 && s.stallWindow(now)
+	if stalled {
+		s.sched = schedState{fullTip: -1} // re-request it at once
+	}
 	s.syncMu.Unlock()
 	if stalled {
 		s.kick()
