@@ -6,9 +6,9 @@ PROTO_DIR := proto
 PROTO_FILES := $(shell find $(PROTO_DIR)/btcmesh -name '*.proto' | sort)
 VERSION ?= 0.1.0
 LDFLAGS := -s -w -X github.com/btcmesh/btcmesh/internal/version.Version=$(VERSION)
-PKGS := ./... github.com/btcmesh/btcmesh/proto/...
+PKGS := ./... github.com/btcmesh/btcmesh/proto/... github.com/btcmesh/btcmesh/tools/...
 
-.PHONY: help build test test-suites test-short lint proto proto-check run tools clean bench bench-sync fuzz image up down compose-test k8s-lint k8s-check monitoring-check
+.PHONY: help build test test-suites test-short lint proto proto-check run tools clean bench bench-sync fuzz image up down compose-test k8s-lint k8s-check monitoring-check k8s-autoscale
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test-short: ## unit tests only
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)
-	@out=$$(gofmt -l cmd internal services test proto); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal services test proto tools bench deploy); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 tools: ## build the pinned protoc plugins into bin/
 	cd tools && $(GO) build -o ../$(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
@@ -85,6 +85,9 @@ k8s-lint: ## render every kustomize overlay and check it offline
 
 k8s-check: ## apply every overlay to a real kube-apiserver + etcd on 127.0.0.1 (first run builds it: 10+ min)
 	scripts/k8s-check.sh
+
+k8s-autoscale: ## show the regtest txvalidator HPA scaling up and down on a local control plane + kwok (first run builds: 15+ min)
+	scripts/k8s-autoscale.sh
 
 monitoring-check: ## alert rules and dashboard: metrics exist in the code, PromQL parses
 	scripts/check-monitoring.sh

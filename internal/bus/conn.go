@@ -84,22 +84,47 @@ const ErrorHeader = "Btcmesh-Error"
 // ErrNoResponders means no worker is subscribed to a request subject.
 var ErrNoResponders = errors.New("no workers are listening")
 
+// Retry reasons passed to a RetryHook.
+const (
+	// RetryTimeout: the attempt got no reply within its timeout.
+	RetryTimeout = "timeout"
+	// RetryNoResponders: no worker was subscribed to the subject.
+	RetryNoResponders = "no_responders"
+	// RetryError: the attempt failed otherwise (connection trouble).
+	RetryError = "error"
+)
+
+// RetryHook is told of each failed attempt of a request that Request will
+// send again, with the subject and the reason (RetryTimeout,
+// RetryNoResponders or RetryError); callers count retries with it.
+type RetryHook func(subject, reason string)
+
 // Request sends req on subject and decodes the reply into resp, retrying
 // up to attempts times on timeout or when no worker answers, so that work
 // lost with a dying worker is redone by another.
 func Request(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message, timeout time.Duration, attempts int) error {
+	return RequestWithRetryHook(ctx, nc, subject, req, resp, timeout, attempts, nil)
+}
+
+// RequestWithRetryHook is Request that calls onRetry (when not nil) before
+// each attempt after the first.
+func RequestWithRetryHook(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message, timeout time.Duration, attempts int, onRetry RetryHook) error {
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("marshal request: %w", err)
 	}
 	var last error
+	reason := ""
 	for i := 0; i < max(attempts, 1); i++ {
+		if i > 0 && onRetry != nil {
+			onRetry(subject, reason)
+		}
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		msg, err := nc.RequestWithContext(rctx, subject, data)
 		cancel()
 		if err == nil {
-			if reason := msg.Header.Get(ErrorHeader); reason != "" {
-				return fmt.Errorf("request %s refused: %s", subject, reason)
+			if refusal := msg.Header.Get(ErrorHeader); refusal != "" {
+				return fmt.Errorf("request %s refused: %s", subject, refusal)
 			}
 			return proto.Unmarshal(msg.Data, resp)
 		}
@@ -107,7 +132,7 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req, resp proto
 			return ctx.Err()
 		}
 		if errors.Is(err, nats.ErrNoResponders) {
-			last = ErrNoResponders
+			last, reason = ErrNoResponders, RetryNoResponders
 			select {
 			case <-time.After(200 * time.Millisecond):
 			case <-ctx.Done():
@@ -115,7 +140,10 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req, resp proto
 			}
 			continue
 		}
-		last = err
+		last, reason = err, RetryError
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			reason = RetryTimeout
+		}
 	}
 	return fmt.Errorf("request %s: %w", subject, last)
 }

@@ -11,10 +11,12 @@ package scriptpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
@@ -48,6 +50,8 @@ type Client struct {
 	minChunk int
 	// minSplit is the least inputs one range of a split transaction has.
 	minSplit int
+	// onRetry, when set, is told of each request sent again.
+	onRetry bus.RetryHook
 }
 
 // New returns a client for the network's pool. timeout bounds one request;
@@ -57,6 +61,38 @@ func New(nc *nats.Conn, s bus.Subjects, timeout time.Duration, attempts int) *Cl
 		nc: nc, subject: s.ScriptValidate(), timeout: timeout, attempts: attempts,
 		parts: defaultParts, minChunk: defaultMinChunk, minSplit: defaultMinSplit,
 	}
+}
+
+// CountRetries makes the client count the requests it sends again (a
+// worker timed out or none was listening) in
+// btcmesh_bus_request_retries_total{subject,reason}, registered on reg.
+// Several clients of one process (blockvalidator and miner in a single
+// node) share the collector. A nil reg counts nothing.
+func (c *Client) CountRetries(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "btcmesh_bus_request_retries_total",
+		Help: "NATS requests sent again after a timeout or with no worker listening, by subject and reason.",
+	}, []string{"subject", "reason"})
+	if err := reg.Register(retries); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return fmt.Errorf("register script pool metrics: %w", err)
+		}
+		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+		if !ok {
+			return fmt.Errorf("register script pool metrics: %w", err)
+		}
+		retries = existing
+	}
+	// The children exist from the start, so a rate() over them is 0, not absent.
+	for _, r := range []string{bus.RetryTimeout, bus.RetryNoResponders, bus.RetryError} {
+		retries.WithLabelValues(c.subject, r)
+	}
+	c.onRetry = func(subject, reason string) { retries.WithLabelValues(subject, reason).Inc() }
+	return nil
 }
 
 // piece is one job, or one input range of a job, placed in a chunk.
@@ -188,7 +224,7 @@ func (c *Client) Validate(ctx context.Context, req *txvalidatorv1.ValidateReques
 		}
 		g.Go(func() error {
 			resp := &txvalidatorv1.ValidateResponse{}
-			if err := bus.Request(gctx, c.nc, c.subject, creq, resp, c.timeout, c.attempts); err != nil {
+			if err := bus.RequestWithRetryHook(gctx, c.nc, c.subject, creq, resp, c.timeout, c.attempts, c.onRetry); err != nil {
 				return err
 			}
 			if len(resp.GetResults()) != len(ch.jobs) {

@@ -152,10 +152,21 @@ func (g *grpcServer) SubmitHeaders(_ context.Context, req *headersv1.SubmitHeade
 	}
 
 	// Persist in chunks, linking each chunk into memory once it is stored.
+	// A single header (a block's own, or a new block's announcement) is
+	// linked at once and written with the next write (see deferredWrites).
 	bestMoved := false
+	added := fresh
+	if len(fresh) == 1 {
+		if x.add(fresh[0]) {
+			bestMoved = true
+		}
+		s.deferNodes(fresh[0])
+		s.metrics.accepted.Inc()
+		fresh = fresh[:0:0]
+	}
 	for start := 0; start < len(fresh); start += commitChunk {
 		chunk := fresh[start:min(start+commitChunk, len(fresh))]
-		if err := putEntries(s.db, chunk, nil); err != nil {
+		if err := s.persist(chunk, nil); err != nil {
 			s.log.Error("store headers failed", "err", err)
 			if bestMoved {
 				s.publishHeaderTip()
@@ -170,9 +181,9 @@ func (g *grpcServer) SubmitHeaders(_ context.Context, req *headersv1.SubmitHeade
 		}
 		s.metrics.accepted.Add(float64(len(chunk)))
 	}
-	if len(fresh) > 0 {
-		last := fresh[len(fresh)-1]
-		s.log.Debug("headers accepted", "count", len(fresh), "height", last.height, "hash", last.hash.String())
+	if len(added) > 0 {
+		last := added[len(added)-1]
+		s.log.Debug("headers accepted", "count", len(added), "height", last.height, "hash", last.hash.String())
 	}
 	if bestMoved {
 		s.publishHeaderTip()
@@ -471,7 +482,7 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 		cp.status, cp.reason = c.status, c.reason
 		copies[i] = &cp
 	}
-	if err := putEntries(s.db, copies, nil); err != nil {
+	if err := s.persist(copies, nil); err != nil {
 		s.log.Error("store block status failed", "hash", h.String(), "err", err)
 		return nil, status.Errorf(codes.Internal, "store block status: %v", err)
 	}
@@ -565,23 +576,21 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 	if n.parent != nil && !connectable(n) {
 		return nil, status.Errorf(codes.FailedPrecondition, "block %s has status %s, want HAVE_DATA or VALID", h, n.status)
 	}
-	// mark_valid: record full validity in the same write as the tip.
-	var valid []*node
-	if req.MarkValid && n.status != statusValid {
-		cp := *n
-		cp.status, cp.reason = statusValid, ""
-		valid = []*node{&cp}
+	// mark_valid: record full validity with the tip. Both are deferred
+	// writes (see deferredWrites): after a crash, blockvalidator's
+	// reconcile re-derives them from the UTXO store's tip (a VALID mark
+	// lost on an earlier block of the active chain leaves it HAVE_DATA,
+	// which every reader treats alike).
+	markValid := func() {
+		if req.MarkValid && n.status != statusValid {
+			n.status, n.reason = statusValid, ""
+			x.noteData(n)
+			s.deferNodes(n)
+		}
 	}
 	old := x.tip()
 	if n == old {
-		if len(valid) > 0 {
-			if err := putEntries(s.db, valid, nil); err != nil {
-				s.log.Error("store block status failed", "hash", h.String(), "err", err)
-				return nil, status.Errorf(codes.Internal, "store block status: %v", err)
-			}
-			n.status, n.reason = statusValid, ""
-			x.noteData(n)
-		}
+		markValid()
 		return &headersv1.SetActiveTipResponse{Tip: x.info(n)}, nil
 	}
 	b := x.branchTo(n)
@@ -592,16 +601,11 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 	for hh := b.fork.height + 1; hh <= n.height; hh++ {
 		ev.Connected = append(ev.Connected, append([]byte(nil), b.at(hh).hash[:]...))
 	}
-	if err := putEntries(s.db, valid, n); err != nil {
-		s.log.Error("store active tip failed", "hash", h.String(), "err", err)
-		return nil, status.Errorf(codes.Internal, "store active tip: %v", err)
-	}
-	if len(valid) > 0 {
-		n.status, n.reason = statusValid, ""
-		x.noteData(n)
-	}
+	markValid()
 	x.active = setChain(x.active, n)
+	s.deferTip()
 	s.updateGauges()
+	s.metrics.noteTipChange(len(ev.Disconnected), len(ev.Connected))
 	s.log.Info("active tip set", "height", n.height, "hash", h.String(),
 		"disconnected", len(ev.Disconnected), "connected", len(ev.Connected))
 	s.publish(s.subjects.ChainTip(), ev)

@@ -38,6 +38,8 @@ type Service struct {
 	mu  sync.RWMutex
 	db  *badger.DB
 	idx *index
+	// lazy holds index changes not written yet (see deferredWrites).
+	lazy deferredWrites
 }
 
 // New builds the service; the store is opened by Run.
@@ -103,6 +105,9 @@ func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 
 	s.mu.Lock()
+	if err := s.flushDeferred(); err != nil {
+		s.log.Error("store deferred index changes failed", "err", err)
+	}
 	s.db, s.idx = nil, nil
 	s.mu.Unlock()
 	if err := db.Close(); err != nil {

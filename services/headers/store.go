@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -88,6 +89,115 @@ func putEntries(db *badger.DB, nodes []*node, tip *node) error {
 		}
 		return nil
 	})
+}
+
+// Durability. The store is opened with SyncWrites, so every badger write
+// is fsynced, but not every index change is written at once: the hot path
+// of a block (SubmitHeaders of its header, SetBlockStatus HAVE_DATA,
+// SetActiveTip with mark_valid) would otherwise cost three fsyncs per
+// block. Two kinds of change are deferred (kept in deferredWrites) and
+// ride along with the next write, with a timer flush flushDelay later, or
+// with Close, whichever comes first:
+//
+//   - a single submitted header (a block's own header, submitted just
+//     before the block is stored; its HAVE_DATA write follows within
+//     milliseconds and carries it). A header lost in a crash is simply
+//     announced again by peers or resubmitted with its block; nothing
+//     durable refers to it, because the UTXO store only ever connects
+//     blocks whose HAVE_DATA status, written after the header, is
+//     durable.
+//   - the active tip and VALID marks (SetActiveTip). The UTXO store's tip
+//     is the truth: blockvalidator reconciles at start by marking the
+//     UTXO tip valid and active. A VALID mark lost on an earlier block of
+//     the active chain leaves it HAVE_DATA, which readers treat alike
+//     (connectable, stored, on the active chain).
+//
+// Writes that are not re-derivable stay synchronous and fsynced: header
+// batches (headers-first sync), HAVE_DATA (the block is stored; the UTXO
+// store may connect it next) and INVALID. Each such write also carries
+// everything deferred before it, and badger applies a write atomically,
+// so the durable index is always a prefix of the changes made in memory.
+const flushDelay = time.Second
+
+// deferredWrites are index changes made in memory and not yet written.
+// Guarded by Service.mu (write lock).
+type deferredWrites struct {
+	nodes map[chainhash.Hash]*node
+	tip   bool // the active tip changed
+	timer *time.Timer
+}
+
+// deferNodes records that nodes changed in memory; deferTip that the
+// active tip did. The caller holds s.mu.
+func (s *Service) deferNodes(nodes ...*node) {
+	if s.lazy.nodes == nil {
+		s.lazy.nodes = make(map[chainhash.Hash]*node)
+	}
+	for _, n := range nodes {
+		s.lazy.nodes[n.hash] = n
+	}
+	s.armFlush()
+}
+
+func (s *Service) deferTip() {
+	s.lazy.tip = true
+	s.armFlush()
+}
+
+// armFlush makes sure deferred changes reach the disk within flushDelay
+// even if no other write comes.
+func (s *Service) armFlush() {
+	if s.lazy.timer != nil {
+		return
+	}
+	s.lazy.timer = time.AfterFunc(flushDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.lazy.timer = nil
+		if s.db == nil {
+			return
+		}
+		if err := s.persist(nil, nil); err != nil {
+			s.log.Error("store deferred index changes failed", "err", err)
+		}
+	})
+}
+
+// persist writes entries (and the tip when not nil) in one fsynced
+// transaction, together with every deferred change (written first, from
+// the nodes' current state, so that the explicit entries win). The caller
+// holds s.mu. Deferred changes stay pending when the write fails.
+func (s *Service) persist(nodes []*node, tip *node) error {
+	all := nodes
+	if len(s.lazy.nodes) > 0 {
+		all = make([]*node, 0, len(s.lazy.nodes)+len(nodes))
+		for _, n := range s.lazy.nodes {
+			all = append(all, n)
+		}
+		all = append(all, nodes...)
+	}
+	if tip == nil && s.lazy.tip && s.idx != nil {
+		tip = s.idx.tip()
+	}
+	if len(all) == 0 && tip == nil {
+		return nil
+	}
+	if err := putEntries(s.db, all, tip); err != nil {
+		return err
+	}
+	clear(s.lazy.nodes)
+	s.lazy.tip = false
+	return nil
+}
+
+// flushDeferred writes what is deferred; Run calls it before closing the
+// store. The caller holds s.mu.
+func (s *Service) flushDeferred() error {
+	if s.lazy.timer != nil {
+		s.lazy.timer.Stop()
+		s.lazy.timer = nil
+	}
+	return s.persist(nil, nil)
 }
 
 // openStore opens the badger database in dir.

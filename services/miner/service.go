@@ -132,7 +132,11 @@ func (s *Service) Run(ctx context.Context) error {
 	s.headers = headersv1.NewHeaderServiceClient(hc)
 	s.utxos = utxostorev1.NewUtxoStoreServiceClient(uc)
 	s.blocks = blockvalidatorv1.NewBlockValidatorServiceClient(bc)
-	s.scripts = scriptpool.New(s.deps.NATS, s.subj, s.cfg.ScriptTimeout, scriptAttempts)
+	pool := scriptpool.New(s.deps.NATS, s.subj, s.cfg.ScriptTimeout, scriptAttempts)
+	if err := pool.CountRetries(s.deps.Metrics); err != nil {
+		return err
+	}
+	s.scripts = pool
 
 	js, err := jetstream.New(s.deps.NATS)
 	if err != nil {
