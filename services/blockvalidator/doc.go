@@ -13,7 +13,9 @@
 // that need no UTXOs (BIP34 height, finality, witness commitment, weight),
 // then, when the block joins the most-work chain, one batched UTXO lookup,
 // script and transaction checks fanned out to the txvalidator pool over
-// NATS, and one atomic ConnectBlock on the utxostore. The headers service
+// NATS (or, when the script cache covers every transaction of the block,
+// the non-script checks run here: see localChecks), and one atomic
+// ConnectBlock on the utxostore. The headers service
 // plans connects, disconnects and reorgs (GetConnectPlan) and publishes the
 // chain-tip event when told the new tip (SetActiveTip); this service
 // publishes nothing itself.

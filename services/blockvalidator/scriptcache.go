@@ -171,9 +171,16 @@ func (s *Service) validateTxs(ctx context.Context, txs []*btcutil.Tx, req *txval
 	}
 	s.scripts.hits.Add(float64(hits))
 	s.scripts.misses.Add(float64(len(req.GetJobs()) - hits))
-	resp, err := s.pool.Validate(ctx, req)
-	if err != nil {
-		return nil, err
+	var resp *txvalidatorv1.ValidateResponse
+	if hits == len(req.GetJobs()) && req.GetMode() == txvalidatorv1.Mode_MODE_FULL && len(req.GetFlags()) == 0 && !req.GetPolicy() {
+		// No script to run: the remaining checks are cheaper here than a
+		// round trip to the pool (see localChecks).
+		resp = s.localChecks(txs, req)
+	} else {
+		var err error
+		if resp, err = s.pool.Validate(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	s.scripts.validateSec.Observe(time.Since(start).Seconds())
 	for _, r := range resp.GetResults() {

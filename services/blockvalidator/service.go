@@ -108,6 +108,11 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	subjects := bus.NewSubjects(deps.Network.Name)
+	pool := scriptpool.New(deps.NATS, subjects, cfg.ScriptTimeout, scriptAttempts)
+	if err := pool.CountRetries(deps.Metrics); err != nil {
+		return nil, err
+	}
 	hc, err := grpcclient.Dial(cfg.HeadersAddr)
 	if err != nil {
 		return nil, fmt.Errorf("headers client: %w", err)
@@ -117,7 +122,6 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		_ = hc.Close()
 		return nil, fmt.Errorf("utxostore client: %w", err)
 	}
-	subjects := bus.NewSubjects(deps.Network.Name)
 	return &Service{
 		cfg:         cfg,
 		deps:        deps,
@@ -129,7 +133,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		utxoConn:    uc,
 		headers:     headersv1.NewHeaderServiceClient(hc),
 		utxo:        utxostorev1.NewUtxoStoreServiceClient(uc),
-		pool:        scriptpool.New(deps.NATS, subjects, cfg.ScriptTimeout, scriptAttempts),
+		pool:        pool,
 		timeSource:  blockchain.NewMedianTime(),
 		orphans:     newOrphanPool(cfg.MaxOrphans),
 		specs:       make(map[chainhash.Hash]*spec),

@@ -17,6 +17,9 @@ const (
 	minMemTableMB = 64
 	// maxMemTableMB keeps the memtable arenas within reason.
 	maxMemTableMB = 2048
+	// DefaultCoinCacheMB is the default coin cache budget (about 600k
+	// coins).
+	DefaultCoinCacheMB = 64
 )
 
 // Config holds the utxostore's settings.
@@ -30,11 +33,14 @@ type Config struct {
 	MemTableMB int
 	// SyncWrites fsyncs every commit (--utxostore-sync-writes).
 	SyncWrites bool
+	// CoinCacheMB bounds the in-memory cache of recent and looked-up
+	// coins (--utxostore-coin-cache-mb); 0 disables it.
+	CoinCacheMB int
 }
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncWrites: true}
+	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncWrites: true, CoinCacheMB: DefaultCoinCacheMB}
 }
 
 // RegisterFlags registers the utxostore's own tuning flags on fs.
@@ -45,6 +51,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"UTXO store: badger memtable size in MiB; one block's atomic write may use 15% of it")
 	fs.BoolVar(&c.SyncWrites, "utxostore-sync-writes", d.SyncWrites,
 		"UTXO store: fsync every block connect/disconnect (off: an OS crash may lose the last blocks, never half of one)")
+	fs.IntVar(&c.CoinCacheMB, "utxostore-coin-cache-mb", d.CoinCacheMB,
+		"UTXO store: memory in MiB for recently created and looked-up coins, so block connects need not read them back (0: off)")
 }
 
 // Validate checks the settings, naming the bad flag.
@@ -54,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheMB < 1 {
 		return fmt.Errorf("--utxostore-cache-mb must be >= 1 (got %d)", c.CacheMB)
+	}
+	if c.CoinCacheMB < 0 {
+		return fmt.Errorf("--utxostore-coin-cache-mb must be >= 0 (got %d)", c.CoinCacheMB)
 	}
 	if c.MemTableMB < minMemTableMB || c.MemTableMB > maxMemTableMB {
 		return fmt.Errorf("--utxostore-memtable-mb must be between %d and %d (got %d)",

@@ -5,8 +5,12 @@
 // tip the set reflects, and gettxoutsetinfo-style statistics. It neither
 // consumes nor publishes NATS messages: blockvalidator drives it over gRPC
 // and announces new tips itself. It trusts its caller to have validated the
-// block (proof of work, scripts, amounts); it only enforces what the set
-// itself can see: the block extends the tip and every input is unspent.
+// block (proof of work, scripts, amounts, BIP30); it only enforces what the
+// set itself can see: the block extends the tip and every input spends a
+// coin of the set (or an earlier output of the same block) exactly once.
+// A block whose inputs it cannot find is refused whole (MissingInputs).
+// Spent coins are never taken from the caller: they come from the coin
+// cache or from badger (see store.connect).
 //
 // # Storage
 //
@@ -31,6 +35,21 @@
 // Provably unspendable outputs (OP_RETURN scripts, scripts over 10,000
 // bytes) are not stored, as in Core.
 //
+// # Coin cache
+//
+// A bounded in-memory cache (--utxostore-coin-cache-mb) holds coins known
+// to be unspent at the tip: outputs of recently connected blocks and
+// coins GetUtxos read from disk. It is exact, not a hint: every commit
+// removes the coins it spends and adds the ones it creates, under the
+// same lock that publishes the new tip, and a coin read from a snapshot is
+// added only while the cache still reflects that snapshot's tip. Since
+// blockvalidator looks every input up right before ConnectBlock, a
+// connect normally reads nothing from badger: the cache answers its
+// spends, and only a new coinbase's outputs are checked for an overwrite
+// (with BIP30/BIP34, which the caller enforces, nothing else can
+// overwrite a coin). GetUtxos answers from the cache too, when the badger
+// snapshot it reads the rest from is at the cache's tip.
+//
 // Undo records are kept for every connected block (as Core keeps rev*.dat
 // without pruning) and removed only when their block is disconnected.
 //
@@ -46,7 +65,11 @@
 //
 // Each ConnectBlock and DisconnectBlock is ONE badger transaction (spends,
 // new outputs, undo record and tip together), so after a crash the store
-// holds either the old or the new state, never a mix. Badger caps a
+// holds either the old or the new state, never a mix. ConnectBlock's
+// transaction only writes (all reads happen before it, mostly from the
+// coin cache), and an output created and spent in the same block is not
+// written at all. badger's WriteBatch is not used: it splits a large batch
+// into several commits, which would break this atomicity. Badger caps a
 // transaction at 15% of the memtable size and at that divided by ~100
 // bytes in entries; the default 128 MiB memtable
 // (--utxostore-memtable-mb) allows ~19 MiB and ~200k entries per

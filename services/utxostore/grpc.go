@@ -101,9 +101,10 @@ func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlo
 	elapsed := time.Since(start)
 	g.svc.metrics.connect.Observe(elapsed.Seconds())
 	g.svc.metrics.spent.Add(float64(res.spent))
+	g.svc.metrics.cacheHits.Add(float64(res.cacheHits))
 	g.svc.metrics.setTip(res.tip)
 	g.svc.deps.Log.Info("block connected", "height", res.tip.height, "hash", res.tip.hash.String(),
-		"txs", len(blk.Transactions), "spent", res.spent, "created", res.created,
+		"txs", len(blk.Transactions), "spent", res.spent, "cache_hits", res.cacheHits, "created", res.created,
 		"txouts", res.tip.txouts, "ms", elapsed.Milliseconds())
 	return &utxostorev1.ConnectBlockResponse{TipHash: res.tip.hash[:], TipHeight: res.tip.height}, nil
 }

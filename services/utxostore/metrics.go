@@ -15,6 +15,7 @@ type metrics struct {
 	lookups     prometheus.Counter
 	totalAmount prometheus.Gauge
 	spent       prometheus.Counter
+	cacheHits   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,11 +43,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		spent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "btcmesh_utxostore_spent_total", Help: "Outputs spent by connected blocks.",
 		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "btcmesh_utxostore_connect_cache_hits_total",
+			Help: "Outputs spent by connected blocks that were found in the coin cache instead of read from disk.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.txouts, m.tipHeight, m.connect, m.disconnect, m.lookups, m.totalAmount, m.spent} {
+	for _, c := range []prometheus.Collector{m.txouts, m.tipHeight, m.connect, m.disconnect, m.lookups, m.totalAmount, m.spent, m.cacheHits} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register utxostore metrics: %w", err)
 		}

@@ -59,11 +59,12 @@ func (s *Service) RegisterGRPC(srv *grpc.Server) {
 // ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	st, err := openStore(storeOptions{
-		dir:        s.cfg.DataDir,
-		cacheMB:    s.cfg.CacheMB,
-		memTableMB: s.cfg.MemTableMB,
-		syncWrites: s.cfg.SyncWrites,
-		genesis:    *s.deps.Network.Params.GenesisHash,
+		dir:         s.cfg.DataDir,
+		cacheMB:     s.cfg.CacheMB,
+		memTableMB:  s.cfg.MemTableMB,
+		syncWrites:  s.cfg.SyncWrites,
+		coinCacheMB: s.cfg.CoinCacheMB,
+		genesis:     *s.deps.Network.Params.GenesisHash,
 	}, s.deps.Log)
 	if err != nil {
 		return err

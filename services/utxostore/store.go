@@ -17,12 +17,20 @@ import (
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
-// store is the badger-backed UTXO set. Readers use badger snapshots;
-// writers (connect/disconnect) are serialised by mu.
+// store is the badger-backed UTXO set. Readers use badger snapshots and
+// the coin cache; writers (connect/disconnect) are serialised by mu.
 type store struct {
 	db  *badger.DB
 	log *slog.Logger
 	mu  sync.Mutex
+
+	// cacheMu guards cache and cur. Writers (holding mu) change both
+	// together right after a commit, so a reader holding cacheMu sees a
+	// cache that describes exactly the set at cur.
+	cacheMu sync.RWMutex
+	cache   *coinCache
+	// cur is the committed tip record (what readTip would return).
+	cur tipState
 }
 
 // storeOptions are what openStore needs from Config.
@@ -31,7 +39,9 @@ type storeOptions struct {
 	cacheMB    int
 	memTableMB int
 	syncWrites bool
-	genesis    chainhash.Hash
+	// coinCacheMB bounds the coin cache; 0 disables it.
+	coinCacheMB int
+	genesis     chainhash.Hash
 }
 
 // openStore opens (or creates) the set at o.dir. A new store starts at the
@@ -54,8 +64,16 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open utxo store %s: %w", o.dir, err)
 	}
-	s := &store{db: db, log: log}
+	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20)}
 	if err := s.init(&o.genesis); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		s.cur, err = readTip(txn)
+		return err
+	}); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -115,13 +133,9 @@ func readTip(txn *badger.Txn) (tipState, error) {
 
 // tip returns the current tip record.
 func (s *store) tip() (tipState, error) {
-	var t tipState
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		t, err = readTip(txn)
-		return err
-	})
-	return t, err
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
+	return s.cur, nil
 }
 
 // isCoinbase reports whether tx has the coinbase shape (one input with a
@@ -142,98 +156,264 @@ type connectResult struct {
 	tip     tipState
 	spent   int
 	created int
+	// cacheHits counts spent coins found in the coin cache (not read
+	// from badger).
+	cacheHits int
+}
+
+// newCoin is an output a block creates.
+type newCoin struct {
+	op        wire.OutPoint
+	val       []byte // encoded coin
+	overwrote bool   // an unspent coin with the same outpoint existed
+	spent     bool   // spent later in the same block: never written
 }
 
 // connect applies blk at height in one badger transaction.
+//
+// What it verifies and what it trusts: the block must extend the tip
+// (height and parent), and every input must spend a coin that is in the
+// set at the tip, or created earlier in the same block, and not spent
+// twice; otherwise nothing is written (MissingInputs). Spent coins come
+// from the coin cache, which is exact (see coinCache), or from badger;
+// never from the caller. The caller (blockvalidator) is trusted with
+// everything else, scripts and amounts included, and with BIP30: it
+// rejects a block that would overwrite an unspent output, except the two
+// historical mainnet blocks that did so with a duplicate coinbase, and
+// after BIP34 a duplicate txid needs a duplicate coinbase. So only
+// coinbase outputs can overwrite a coin: the store looks those up (to keep
+// its counters exact) and writes the other new outputs without reading.
+//
+// The badger transaction only writes (deletes, sets, the undo record and
+// the tip record): every read happens before the first write, and an
+// output created and spent in the same block is never written at all.
 func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	hash := blk.BlockHash()
-	var res connectResult
-	err := s.db.Update(func(txn *badger.Txn) error {
-		tip, err := readTip(txn)
-		if err != nil {
-			return err
-		}
-		if blk.Header.PrevBlock != tip.hash || height != tip.height+1 {
-			return rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
-				hash, height, blk.Header.PrevBlock, tip.hash, tip.height)
-		}
-		var spentCoins []byte
-		nSpent := 0
-		for i, tx := range blk.Transactions {
-			txid := tx.TxHash()
-			cb := i == 0 && isCoinbase(tx)
-			if !cb {
-				for j, in := range tx.TxIn {
-					op := in.PreviousOutPoint
-					k := coinKey(&op.Hash, op.Index)
-					item, err := txn.Get(k)
-					if errors.Is(err, badger.ErrKeyNotFound) {
-						return rules.New(rules.MissingInputs, "tx %s input %d spends %s:%d, which does not exist or is spent",
-							txid, j, op.Hash, op.Index)
+	tip := s.cur
+	if blk.Header.PrevBlock != tip.hash || height != tip.height+1 {
+		return connectResult{}, rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
+			hash, height, blk.Header.PrevBlock, tip.hash, tip.height)
+	}
+
+	// Pass 1: resolve every spent coin and every new output.
+	nIn, nOut := 0, 0
+	for _, tx := range blk.Transactions {
+		nIn += len(tx.TxIn)
+		nOut += len(tx.TxOut)
+	}
+	var (
+		res       connectResult
+		created   = make([]newCoin, 0, nOut)
+		local     = make(map[wire.OutPoint]int, nOut) // index into created
+		spentExt  = make([]wire.OutPoint, 0, nIn)     // coins of the set this block spends
+		seen      = make(map[wire.OutPoint]struct{}, nIn)
+		spentVals = make([][]byte, 0, nIn) // every spent coin, input order; nil: read below
+		missAt    []int                    // indexes into spentVals to read from badger
+		missOp    []wire.OutPoint
+		cbID      chainhash.Hash
+		hasCB     bool
+	)
+	s.cacheMu.RLock()
+	for i, tx := range blk.Transactions {
+		txid := tx.TxHash()
+		cb := i == 0 && isCoinbase(tx)
+		if cb {
+			cbID, hasCB = txid, true
+		} else {
+			for j, in := range tx.TxIn {
+				op := in.PreviousOutPoint
+				if k, ok := local[op]; ok {
+					if created[k].spent {
+						s.cacheMu.RUnlock()
+						return connectResult{}, missingInput(txid, j, op)
 					}
-					if err != nil {
-						return fmt.Errorf("read %s:%d: %w", op.Hash, op.Index, err)
-					}
-					if err := item.Value(func(v []byte) error {
-						c, _, derr := decodeCoin(v)
-						if derr != nil {
-							return fmt.Errorf("coin %s:%d: %w", op.Hash, op.Index, derr)
-						}
-						tip.txouts--
-						tip.amount -= c.amount
-						spentCoins = append(spentCoins, v...)
-						return nil
-					}); err != nil {
-						return err
-					}
-					if err := txn.Delete(k); err != nil {
-						return txnErr(err)
-					}
-					nSpent++
-				}
-			}
-			for vout, out := range tx.TxOut {
-				if unspendable(out.PkScript) {
+					created[k].spent = true
+					spentVals = append(spentVals, created[k].val)
 					continue
 				}
-				k := coinKey(&txid, uint32(vout))
-				// A duplicate txid (pre-BIP34 mainnet, blocks 91842 and
-				// 91880) overwrites the old output, as in Core.
-				if old, found, err := getCoin(txn, k); err != nil {
-					return err
-				} else if found {
-					s.log.Warn("output overwritten", "txid", txid.String(), "vout", vout, "height", height)
-					tip.txouts--
-					tip.amount -= old.amount
+				if _, twice := seen[op]; twice {
+					s.cacheMu.RUnlock()
+					return connectResult{}, missingInput(txid, j, op)
 				}
-				v := appendCoin(make([]byte, 0, 12+len(out.PkScript)),
-					coin{height: height, coinbase: cb, amount: out.Value, script: out.PkScript})
-				if err := txn.Set(k, v); err != nil {
-					return txnErr(err)
+				seen[op] = struct{}{}
+				spentExt = append(spentExt, op)
+				if v, ok := s.cache.get(op); ok {
+					spentVals = append(spentVals, v)
+					res.cacheHits++
+					continue
 				}
-				tip.txouts++
-				tip.amount += out.Value
-				res.created++
+				missAt = append(missAt, len(spentVals))
+				missOp = append(missOp, op)
+				spentVals = append(spentVals, nil)
 			}
 		}
-		undo := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(spentCoins)), uint64(nSpent))
-		undo = append(undo, spentCoins...)
-		if err := txn.Set(undoKey(&hash), undo); err != nil {
-			return txnErr(err)
+		for vout, out := range tx.TxOut {
+			if unspendable(out.PkScript) {
+				continue
+			}
+			// One allocation per coin: the cache keeps it, and must not
+			// pin a whole block's worth of encodings for one survivor.
+			val := appendCoin(make([]byte, 0, 12+len(out.PkScript)),
+				coin{height: height, coinbase: cb, amount: out.Value, script: out.PkScript})
+			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
+			local[op] = len(created)
+			created = append(created, newCoin{op: op, val: val})
 		}
-		tip.hash, tip.height = hash, height
-		if err := txn.Set(tipKey(), tip.encode()); err != nil {
-			return txnErr(err)
-		}
-		res.tip, res.spent = tip, nSpent
-		return nil
-	})
-	if err != nil {
-		return connectResult{}, err
 	}
+	s.cacheMu.RUnlock()
+
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for k, op := range missOp {
+		item, err := txn.Get(coinKey(&op.Hash, op.Index))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			txid, j := findInput(blk, op)
+			return connectResult{}, missingInput(txid, j, op)
+		}
+		if err != nil {
+			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
+		}
+		if spentVals[missAt[k]], err = item.ValueCopy(nil); err != nil {
+			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
+		}
+	}
+	if hasCB {
+		for k := range created {
+			if created[k].op.Hash != cbID {
+				break
+			}
+			old, found, err := s.coinAt(txn, created[k].op)
+			if err != nil {
+				return connectResult{}, err
+			}
+			if found {
+				// A duplicate coinbase (pre-BIP34 mainnet, blocks 91842
+				// and 91880) overwrites the old output, as in Core.
+				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", created[k].op.Index, "height", height)
+				created[k].overwrote = true
+				tip.txouts--
+				tip.amount -= old.amount
+			}
+		}
+	}
+
+	// Counters and the undo record (uvarint(n) then the spent coins in
+	// input order).
+	undoLen := binary.MaxVarintLen64
+	for _, v := range spentVals {
+		undoLen += len(v)
+	}
+	undo := binary.AppendUvarint(make([]byte, 0, undoLen), uint64(len(spentVals)))
+	for _, v := range spentVals {
+		c, _, err := decodeCoin(v)
+		if err != nil {
+			return connectResult{}, fmt.Errorf("spent coin: %w", err)
+		}
+		tip.txouts--
+		tip.amount -= c.amount
+		undo = append(undo, v...)
+	}
+	for _, nc := range created {
+		c, _, _ := decodeCoin(nc.val)
+		tip.txouts++
+		tip.amount += c.amount
+	}
+
+	// Pass 2: writes only.
+	for _, op := range spentExt {
+		if err := txn.Delete(coinKey(&op.Hash, op.Index)); err != nil {
+			return connectResult{}, txnErr(err)
+		}
+	}
+	for _, nc := range created {
+		var err error
+		switch {
+		case !nc.spent:
+			err = txn.Set(coinKey(&nc.op.Hash, nc.op.Index), nc.val)
+		case nc.overwrote:
+			err = txn.Delete(coinKey(&nc.op.Hash, nc.op.Index))
+		}
+		if err != nil {
+			return connectResult{}, txnErr(err)
+		}
+	}
+	if err := txn.Set(undoKey(&hash), undo); err != nil {
+		return connectResult{}, txnErr(err)
+	}
+	tip.hash, tip.height = hash, height
+	if err := txn.Set(tipKey(), tip.encode()); err != nil {
+		return connectResult{}, txnErr(err)
+	}
+	if err := txn.Commit(); err != nil {
+		s.resetCache()
+		return connectResult{}, txnErr(err)
+	}
+
+	s.cacheMu.Lock()
+	for _, op := range spentExt {
+		s.cache.del(op)
+	}
+	for _, nc := range created {
+		if nc.spent {
+			s.cache.del(nc.op)
+		} else {
+			s.cache.put(nc.op, nc.val)
+		}
+	}
+	s.cur = tip
+	s.cacheMu.Unlock()
+	res.tip, res.spent, res.created = tip, len(spentVals), len(created)
 	return res, nil
+}
+
+// coinAt reads one coin: from the cache, else from txn.
+func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin, bool, error) {
+	s.cacheMu.RLock()
+	v, ok := s.cache.get(op)
+	s.cacheMu.RUnlock()
+	if ok {
+		c, _, err := decodeCoin(v)
+		return c, err == nil, err
+	}
+	return getCoin(txn, coinKey(&op.Hash, op.Index))
+}
+
+// missingInput is the rule a block breaks by spending a coin the set does
+// not hold.
+func missingInput(txid chainhash.Hash, j int, op wire.OutPoint) error {
+	return rules.New(rules.MissingInputs, "tx %s input %d spends %s:%d, which does not exist or is spent",
+		txid, j, op.Hash, op.Index)
+}
+
+// findInput names the first input of blk spending op (for error messages).
+func findInput(blk *wire.MsgBlock, op wire.OutPoint) (chainhash.Hash, int) {
+	for _, tx := range blk.Transactions {
+		for j, in := range tx.TxIn {
+			if in.PreviousOutPoint == op {
+				return tx.TxHash(), j
+			}
+		}
+	}
+	return chainhash.Hash{}, 0
+}
+
+// resetCache empties the coin cache and reloads cur from badger, after a
+// commit whose outcome is unknown.
+func (s *store) resetCache() {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.cache.reset()
+	if err := s.db.View(func(txn *badger.Txn) error {
+		t, err := readTip(txn)
+		if err == nil {
+			s.cur = t
+		}
+		return err
+	}); err != nil {
+		s.log.Error("reload tip after failed commit", "err", err)
+	}
 }
 
 // disconnect undoes blk, which must be the tip, in one badger transaction.
@@ -242,11 +422,26 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 	defer s.mu.Unlock()
 	hash := blk.BlockHash()
 	var newTip tipState
-	err := s.db.Update(func(txn *badger.Txn) error {
-		tip, err := readTip(txn)
-		if err != nil {
-			return err
+	// changes are the coin writes in the order they are made (nil value:
+	// deleted), replayed on the cache after the commit: the same outpoint
+	// can be restored and then deleted (an output spent in its own block).
+	type change struct {
+		op  wire.OutPoint
+		val []byte
+	}
+	var changes []change
+	touched := make(map[wire.OutPoint]struct{})
+	// readCoin reads op as this transaction sees it: the cache describes the
+	// state before it, so outpoints it already wrote are read from txn.
+	readCoin := func(txn *badger.Txn, op wire.OutPoint) (coin, bool, error) {
+		if _, ok := touched[op]; ok {
+			return getCoin(txn, coinKey(&op.Hash, op.Index))
 		}
+		return s.coinAt(txn, op)
+	}
+	applied := false
+	err := s.db.Update(func(txn *badger.Txn) error {
+		tip := s.cur
 		if hash != tip.hash {
 			return status.Errorf(codes.FailedPrecondition, "block %s is not the tip %s (height %d)", hash, tip.hash, tip.height)
 		}
@@ -283,7 +478,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 					continue
 				}
 				k := coinKey(&txid, uint32(vout))
-				old, found, err := getCoin(txn, k)
+				old, found, err := readCoin(txn, wire.OutPoint{Hash: txid, Index: uint32(vout)})
 				if err != nil {
 					return err
 				}
@@ -296,6 +491,8 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 				if err := txn.Delete(k); err != nil {
 					return txnErr(err)
 				}
+				changes = append(changes, change{op: wire.OutPoint{Hash: txid, Index: uint32(vout)}})
+				touched[wire.OutPoint{Hash: txid, Index: uint32(vout)}] = struct{}{}
 			}
 			if i == 0 && isCoinbase(tx) {
 				continue
@@ -318,6 +515,8 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 				if err := txn.Set(k, spent[next]); err != nil {
 					return txnErr(err)
 				}
+				changes = append(changes, change{op: op, val: spent[next]})
+				touched[op] = struct{}{}
 				tip.txouts++
 				tip.amount += c.amount
 			}
@@ -330,9 +529,26 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 			return txnErr(err)
 		}
 		newTip = tip
+		applied = true
 		return nil
 	})
-	return newTip, err
+	if err != nil {
+		if applied {
+			s.resetCache() // the commit failed: its outcome is unknown
+		}
+		return tipState{}, err
+	}
+	s.cacheMu.Lock()
+	for _, c := range changes {
+		if c.val == nil {
+			s.cache.del(c.op)
+		} else {
+			s.cache.put(c.op, bytes.Clone(c.val)) // not the whole undo record
+		}
+	}
+	s.cur = newTip
+	s.cacheMu.Unlock()
+	return newTip, nil
 }
 
 // splitUndo splits an undo record into its encoded coins.
@@ -391,25 +607,80 @@ type lookup struct {
 	coin  coin
 }
 
-// lookupMany reads many outpoints and the tip from one snapshot.
+// lookupMany answers many outpoints and the tip they reflect. Coins in the
+// cache are answered from it; the rest are read from a badger snapshot
+// that must be at the same tip (otherwise a block was committed in between
+// and every outpoint is read from the snapshot). Coins read from badger
+// are added to the cache when it still reflects the snapshot's tip: they
+// are usually about to be spent by the block being validated.
 func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 	out := make([]lookup, len(ops))
-	var tip tipState
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		if tip, err = readTip(txn); err != nil {
-			return err
+	var miss []int
+	s.cacheMu.RLock()
+	tip := s.cur
+	for i := range ops {
+		v, ok := s.cache.get(ops[i])
+		if !ok {
+			miss = append(miss, i)
+			continue
 		}
+		c, _, err := decodeCoin(v)
+		if err != nil {
+			s.cacheMu.RUnlock()
+			return nil, tipState{}, fmt.Errorf("cached coin %s: %w", ops[i], err)
+		}
+		out[i] = lookup{found: true, coin: c}
+	}
+	s.cacheMu.RUnlock()
+	if len(miss) == 0 {
+		return out, tip, nil
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	snap, err := readTip(txn)
+	if err != nil {
+		return nil, tipState{}, err
+	}
+	if snap != tip {
+		miss = miss[:0]
 		for i := range ops {
-			c, found, err := getCoin(txn, coinKey(&ops[i].Hash, ops[i].Index))
-			if err != nil {
-				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
-			}
-			out[i] = lookup{found: found, coin: c}
+			miss = append(miss, i)
 		}
-		return nil
-	})
-	return out, tip, err
+		tip = snap
+	}
+	found := make([]int, 0, len(miss))
+	vals := make([][]byte, 0, len(miss))
+	for _, i := range miss {
+		item, err := txn.Get(coinKey(&ops[i].Hash, ops[i].Index))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			out[i] = lookup{}
+			continue
+		}
+		if err != nil {
+			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+		}
+		c, _, err := decodeCoin(v)
+		if err != nil {
+			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+		}
+		out[i] = lookup{found: true, coin: c}
+		found = append(found, i)
+		vals = append(vals, v)
+	}
+	if len(found) > 0 {
+		s.cacheMu.Lock()
+		if s.cur == snap {
+			for k, i := range found {
+				s.cache.put(ops[i], vals[k])
+			}
+		}
+		s.cacheMu.Unlock()
+	}
+	return out, tip, nil
 }
 
 // badgerLogger sends badger's logs to slog; its chatty info goes to debug.

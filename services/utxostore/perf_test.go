@@ -1,0 +1,93 @@
+package utxostore
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+)
+
+// perfChain builds 2n blocks shaped like the bench's: blocks 1..n fund
+// (a coinbase of `inputs` outputs), blocks n+1..2n each spend one funding
+// coinbase, three inputs per transaction and one output each, with a
+// one-output coinbase.
+func perfChain(genesis chainhash.Hash, n, inputs int) []*wire.MsgBlock {
+	var blocks []*wire.MsgBlock
+	parent := genesis
+	var funding []*wire.MsgTx
+	for h := 1; h <= 2*n; h++ {
+		var txs []*wire.MsgTx
+		if h <= n {
+			var outs []*wire.TxOut
+			for i := 0; i < inputs; i++ {
+				outs = append(outs, wire.NewTxOut(int64(1000+i), p2wpkh(uint32(h)<<16|uint32(i))))
+			}
+			txs = append(txs, coinbaseTx(int32(h), 0, outs...))
+			funding = append(funding, txs[0])
+		} else {
+			txs = append(txs, coinbaseTx(int32(h), 0, wire.NewTxOut(50e8, p2wpkh(uint32(h)))))
+			id := funding[h-n-1].TxHash()
+			for i := 0; i+2 < inputs; i += 3 {
+				ins := []wire.OutPoint{{Hash: id, Index: uint32(i)}, {Hash: id, Index: uint32(i + 1)}, {Hash: id, Index: uint32(i + 2)}}
+				txs = append(txs, spendTx(ins, wire.NewTxOut(2000, p2wpkh(uint32(h)<<16|uint32(i)|0x8000))))
+			}
+		}
+		b := makeBlock(parent, uint32(h), txs...)
+		blocks = append(blocks, b)
+		parent = b.BlockHash()
+	}
+	return blocks
+}
+
+// BenchmarkConnect measures store.connect of 3000-input blocks after the
+// GetUtxos of their inputs, as blockvalidator calls them, with and
+// without the coin cache.
+func BenchmarkConnect(b *testing.B) {
+	for _, mb := range []int{0, 64} {
+		b.Run(fmt.Sprintf("coin-cache-%dMB", mb), func(b *testing.B) {
+			genesis := *regtest(b).Params.GenesisHash
+			const n = 30
+			blocks := perfChain(genesis, n, 3000)
+			st, err := openStore(storeOptions{dir: b.TempDir(), cacheMB: 64, memTableMB: 128, coinCacheMB: mb,
+				genesis: genesis}, discardLog())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.close()
+			fundStore(b, st, blocks[:n])
+			var lookup, connect time.Duration
+			for h := n + 1; h <= len(blocks); h++ {
+				var ins []wire.OutPoint
+				for _, tx := range blocks[h-1].Transactions[1:] {
+					for _, in := range tx.TxIn {
+						ins = append(ins, in.PreviousOutPoint)
+					}
+				}
+				t0 := time.Now()
+				if _, _, err := st.lookupMany(ins); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := st.connect(blocks[h-1], int32(h)); err != nil {
+					b.Fatal(err)
+				}
+				lookup += t1.Sub(t0)
+				connect += time.Since(t1)
+			}
+			b.ReportMetric(float64(lookup.Microseconds())/1000/n, "lookup-ms/block")
+			b.ReportMetric(float64(connect.Microseconds())/1000/n, "connect-ms/block")
+		})
+	}
+}
+
+// fundStore connects the funding blocks (a separate function, so that
+// profiles can leave it out).
+func fundStore(b *testing.B, st *store, blocks []*wire.MsgBlock) {
+	for h := 1; h <= len(blocks); h++ {
+		if _, err := st.connect(blocks[h-1], int32(h)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
