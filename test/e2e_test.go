@@ -76,7 +76,7 @@ func TestSplitServicesEndToEnd(t *testing.T) {
 func runScenario(t *testing.T, c ctlClient) {
 	w := newWallet(t)
 	miner := newWallet(t)
-	hashes := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "101", w.address.EncodeAddress()))
+	hashes := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "101", w.Address.EncodeAddress()))
 	if len(hashes) != 101 {
 		t.Fatalf("generatetoaddress returned %d hashes", len(hashes))
 	}
@@ -112,7 +112,7 @@ func runScenario(t *testing.T, c ctlClient) {
 	// Spend the first coinbase: 30 BTC to another key, the rest less a fee back.
 	const fee = 10_000
 	spendHex, spendID := w.spend(t, cb1,
-		wire.NewTxOut(30e8, miner.script), wire.NewTxOut(cb1.value-30e8-fee, w.script))
+		wire.NewTxOut(30e8, miner.Script), wire.NewTxOut(cb1.value-30e8-fee, w.Script))
 	if got := c.ok(t, "sendrawtransaction", spendHex); got != spendID.String() {
 		t.Fatalf("sendrawtransaction returned %s, want %s", got, spendID)
 	}
@@ -121,10 +121,10 @@ func runScenario(t *testing.T, c ctlClient) {
 		t.Fatalf("getrawmempool = %v", mempool)
 	}
 	// A second spend of the same coin conflicts with the mempool.
-	conflictHex, _ := w.spend(t, cb1, wire.NewTxOut(cb1.value-20_000, w.script))
+	conflictHex, _ := w.spend(t, cb1, wire.NewTxOut(cb1.value-20_000, w.Script))
 	c.fails(t, "txn-mempool-conflict", "sendrawtransaction", conflictHex)
 
-	mined := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "1", miner.address.EncodeAddress()))
+	mined := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "1", miner.Address.EncodeAddress()))
 	blk := decodeJSON[map[string]any](t, c.ok(t, "getblock", mined[0], "1"))
 	if !containsString(blk["tx"].([]any), spendID.String()) {
 		t.Fatalf("block %s does not contain the spend: %v", mined[0], blk["tx"])
@@ -153,10 +153,10 @@ func runScenario(t *testing.T, c ctlClient) {
 	c.fails(t, "decode", "sendrawtransaction", "zz")
 	c.fails(t, "bad-txns-inputs-missingorspent", "sendrawtransaction", conflictHex)
 	cb2 := coinbase(2)
-	badHex, _ := w.spend(t, cb2, wire.NewTxOut(cb2.value-fee, w.script))
+	badHex, _ := w.spend(t, cb2, wire.NewTxOut(cb2.value-fee, w.Script))
 	c.fails(t, "mandatory-script-verify-flag-failed", "sendrawtransaction", corruptSignature(t, badHex))
 	immature := coinbase(50)
-	immatureHex, _ := w.spend(t, immature, wire.NewTxOut(immature.value-fee, w.script))
+	immatureHex, _ := w.spend(t, immature, wire.NewTxOut(immature.value-fee, w.Script))
 	c.fails(t, "bad-txns-premature-spend-of-coinbase", "sendrawtransaction", immatureHex)
 	if got := c.ok(t, "getblockcount"); got != "102" {
 		t.Fatalf("node not answering after bad input: %s", got)

@@ -203,7 +203,7 @@ func TestImportBlockFiles(t *testing.T) {
 	if txs, _ := spendBlock["tx"].([]any); len(txs) != 2 {
 		t.Fatalf("imported block 102 read back with %v", spendBlock["tx"])
 	}
-	mined := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "1", newWallet(t).address.EncodeAddress()))
+	mined := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "1", newWallet(t).Address.EncodeAddress()))
 	if got := c.ok(t, "getblockcount"); got != strconv.Itoa(importChainLen+1) {
 		t.Fatalf("getblockcount after mining = %s", got)
 	}
@@ -234,16 +234,16 @@ func mineChain(t *testing.T, n int) []*wire.MsgBlock {
 		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
 	c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 	w := newWallet(t)
-	hashes := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "101", w.address.EncodeAddress()))
+	hashes := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "101", w.Address.EncodeAddress()))
 	blk := decodeJSON[map[string]any](t, c.ok(t, "getblock", hashes[0], "2"))
 	tx0 := blk["tx"].([]any)[0].(map[string]any)
 	txid, err := chainhash.NewHashFromStr(tx0["txid"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
-	spendHex, _ := w.spend(t, coin{txid: *txid, value: 50e8}, wire.NewTxOut(50e8-10_000, w.script))
+	spendHex, _ := w.spend(t, coin{txid: *txid, value: 50e8}, wire.NewTxOut(50e8-10_000, w.Script))
 	c.ok(t, "sendrawtransaction", spendHex)
-	c.ok(t, "generatetoaddress", strconv.Itoa(n-101), w.address.EncodeAddress())
+	c.ok(t, "generatetoaddress", strconv.Itoa(n-101), w.Address.EncodeAddress())
 
 	cc, err := grpcclient.Dial(grpcAddr)
 	if err != nil {

@@ -34,7 +34,7 @@ func TestInteropBtcd(t *testing.T) {
 	}
 	began := time.Now()
 	w, w2 := newWallet(t), newWallet(t)
-	bd := startBtcd(t, w.address.EncodeAddress())
+	bd := startBtcd(t, w.Address.EncodeAddress())
 	it := &interop{t: t, bd: bd, w: w, w2: w2}
 	it.buildChain(100, 200)
 	t.Logf("btcd chain built: height %d, %d transactions, %s", it.height(), it.ntx, time.Since(began).Round(time.Millisecond))
@@ -119,13 +119,13 @@ func (it *interop) buildChain(mature, rounds int) {
 	for r := 0; r < rounds; r++ {
 		cb := it.takeCoinbase()
 		part := (cb.value - interopFee) / 3
-		tx1 := it.signTx(t, it.w, cb, wire.NewTxOut(part, it.w.script), wire.NewTxOut(part, it.w2.script), wire.NewTxOut(part, it.w.script))
+		tx1 := it.signTx(t, it.w, cb, wire.NewTxOut(part, it.w.Script), wire.NewTxOut(part, it.w2.Script), wire.NewTxOut(part, it.w.Script))
 		tx2 := it.signTx(t, it.w, coin{txid: tx1.TxHash(), index: 2, value: part},
-			wire.NewTxOut(part/2, it.w2.script), wire.NewTxOut(part-part/2-interopFee, it.w.script))
+			wire.NewTxOut(part/2, it.w2.Script), wire.NewTxOut(part-part/2-interopFee, it.w.Script))
 		txs := []*wire.MsgTx{tx1, tx2}
 		if prev != nil {
 			txs = append(txs, it.signTx(t, it.w, coin{txid: prev.TxHash(), index: 0, value: prev.TxOut[0].Value},
-				wire.NewTxOut(prev.TxOut[0].Value-interopFee, it.w2.script)))
+				wire.NewTxOut(prev.TxOut[0].Value-interopFee, it.w2.Script)))
 		}
 		for _, tx := range txs {
 			if _, err := it.bd.rpc.SendRawTransaction(tx, false); err != nil {
@@ -321,7 +321,7 @@ func (it *interop) parallelSync(t *testing.T) {
 // the whole chain from btcmesh over a v2 connection that btcmesh opened,
 // and btcd's own connection to btcmesh is v2 as well.
 func (it *interop) v2Transport(t *testing.T) {
-	bd2 := startBtcd(t, it.w.address.EncodeAddress(), "--v2transport")
+	bd2 := startBtcd(t, it.w.Address.EncodeAddress(), "--v2transport")
 	it.c.ok(t, "addnode", bd2.p2p, "onetry")
 	tip := it.meshBest(t)
 	eventually(t, 2*time.Minute, "v2 btcd synced from btcmesh", func() (bool, string) {
@@ -436,7 +436,7 @@ func (it *interop) checkUTXOs(t *testing.T) {
 
 // btcmeshMines: blocks mined by btcmesh become btcd's tip.
 func (it *interop) btcmeshMines(t *testing.T) {
-	hashes := decodeJSON[[]string](t, it.c.ok(t, "generatetoaddress", "5", it.w2.address.EncodeAddress()))
+	hashes := decodeJSON[[]string](t, it.c.ok(t, "generatetoaddress", "5", it.w2.Address.EncodeAddress()))
 	if len(hashes) != 5 {
 		t.Fatalf("generatetoaddress returned %v", hashes)
 	}
@@ -454,8 +454,8 @@ func (it *interop) btcmeshMines(t *testing.T) {
 // txRelay: a transaction sent to either side reaches the other's mempool
 // and is mined by the other side.
 func (it *interop) txRelay(t *testing.T) {
-	toBtcd := it.signTx(t, it.w, it.takeCoinbase(), wire.NewTxOut(it.coinbases[it.nextCB-1].value-interopFee, it.w2.script))
-	toMesh := it.signTx(t, it.w, it.takeCoinbase(), wire.NewTxOut(it.coinbases[it.nextCB-1].value-interopFee, it.w2.script))
+	toBtcd := it.signTx(t, it.w, it.takeCoinbase(), wire.NewTxOut(it.coinbases[it.nextCB-1].value-interopFee, it.w2.Script))
+	toMesh := it.signTx(t, it.w, it.takeCoinbase(), wire.NewTxOut(it.coinbases[it.nextCB-1].value-interopFee, it.w2.Script))
 	if _, err := it.bd.rpc.SendRawTransaction(toBtcd, false); err != nil {
 		t.Fatalf("btcd sendrawtransaction: %v", err)
 	}
@@ -512,14 +512,14 @@ func (it *interop) partition(t *testing.T, nBtcd, nMesh int, meshReorgs bool) {
 
 	// The same coin, spent to different keys on each side.
 	cb := it.takeCoinbase()
-	spendB := it.signTx(t, it.w, cb, wire.NewTxOut(cb.value-interopFee, it.w2.script))
-	spendM := it.signTx(t, it.w, cb, wire.NewTxOut(cb.value-2*interopFee, it.w.script))
+	spendB := it.signTx(t, it.w, cb, wire.NewTxOut(cb.value-interopFee, it.w2.Script))
+	spendM := it.signTx(t, it.w, cb, wire.NewTxOut(cb.value-2*interopFee, it.w.Script))
 	if _, err := it.bd.rpc.SendRawTransaction(spendB, false); err != nil {
 		t.Fatalf("btcd sendrawtransaction: %v", err)
 	}
 	it.c.ok(t, "sendrawtransaction", txHex(t, spendM))
 	btcdBlocks := it.bd.generate(t, uint32(nBtcd))
-	meshBlocks := decodeJSON[[]string](t, it.c.ok(t, "generatetoaddress", strconv.Itoa(nMesh), it.w2.address.EncodeAddress()))
+	meshBlocks := decodeJSON[[]string](t, it.c.ok(t, "generatetoaddress", strconv.Itoa(nMesh), it.w2.Address.EncodeAddress()))
 	if it.meshBest(t) == fork || it.bd.best(t) == fork || it.meshBest(t) == it.bd.best(t) {
 		t.Fatal("the two sides did not fork")
 	}

@@ -3,7 +3,6 @@ package blockvalidator
 import (
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/btcutil/v2"
@@ -13,11 +12,8 @@ import (
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
 	"github.com/btcmesh/btcmesh/internal/rules"
+	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
-
-// coinbaseJob is the rule txvalidator answers for a coinbase submitted as
-// a job (a block's second coinbase; CheckBlockSanity rejects it first).
-const coinbaseJob rules.Kind = "bad-txns-coinbase"
 
 // localChecks runs, in this process, the MODE_FULL checks of a batch whose
 // every transaction skips its scripts (the script cache covers them all):
@@ -54,51 +50,21 @@ func (s *Service) checkTxLocal(utx *btcutil.Tx, prevouts []*txvalidatorv1.Prevou
 		return rejectLocal(res, rules.New(rules.MissingInputs, "%d prevouts for %d inputs", len(prevouts), len(tx.TxIn)))
 	}
 	res.Weight = blockchain.GetTransactionWeight(utx)
-	if err := blockchain.CheckTransactionSanity(utx); err != nil {
+	if err := txcheck.Sanity(utx); err != nil {
 		return rejectLocal(res, err)
 	}
-	if blockchain.IsCoinBaseTx(tx) {
-		return rejectLocal(res, rules.New(coinbaseJob, "coinbase must not be submitted as a job"))
-	}
-	net := s.deps.Network
-	height, mtp := cc.GetHeight(), cc.GetMedianTimePast()
-	cutoff := time.Unix(cc.GetBlockTime(), 0)
-	if net.CSVActive(height) {
-		cutoff = time.Unix(mtp, 0)
-	}
-	if !blockchain.IsFinalizedTransaction(utx, height, cutoff) {
-		return rejectLocal(res, rules.New(rules.NonFinal, "locktime %d not reached at height %d, time %d",
-			tx.LockTime, height, cutoff.Unix()))
-	}
-	if net.CSVActive(height) {
-		if err := sequenceLocks(tx, prevouts, height, mtp); err != nil {
-			return rejectLocal(res, err)
+	pv := make([]txcheck.Prevout, len(prevouts))
+	for i, p := range prevouts {
+		pv[i] = txcheck.Prevout{Height: p.GetHeight(), Coinbase: p.GetCoinbase(), MedianTimePast: p.GetMedianTimePast()}
+		if out := p.GetOutput(); out != nil {
+			pv[i].Output = &wire.TxOut{Value: out.GetValue(), PkScript: out.GetPkScript()}
 		}
 	}
-	view := blockchain.NewUtxoViewpoint()
-	entries := view.Entries()
-	for i, in := range tx.TxIn {
-		p := prevouts[i]
-		out := p.GetOutput()
-		if out == nil {
-			return rejectLocal(res, rules.New(rules.MissingInputs, "prevout %d has no output", i))
-		}
-		entries[in.PreviousOutPoint] = blockchain.NewUtxoEntry(&wire.TxOut{Value: out.GetValue(), PkScript: out.GetPkScript()},
-			p.GetHeight(), p.GetCoinbase())
-	}
-	fee, err := blockchain.CheckTransactionInputs(utx, height, view, net.Params)
+	ctx := txcheck.Context{Height: cc.GetHeight(), MedianTimePast: cc.GetMedianTimePast(), BlockTime: cc.GetBlockTime()}
+	r, err := txcheck.Contextual(utx, pv, ctx, s.deps.Network)
+	res.Fee, res.SigopCost = r.Fee, r.SigopCost
 	if err != nil {
 		return rejectLocal(res, err)
-	}
-	res.Fee = fee
-	sigops, err := blockchain.GetSigOpCost(utx, false, view, true, net.SegwitActive(height))
-	if err != nil {
-		return rejectLocal(res, err)
-	}
-	res.SigopCost = int64(sigops)
-	if sigops > blockchain.MaxBlockSigOpsCost {
-		return rejectLocal(res, rules.New(rules.BadBlockSigops, "transaction sigop cost %d exceeds the block limit %d",
-			sigops, blockchain.MaxBlockSigOpsCost))
 	}
 	res.Valid = true
 	return res
@@ -106,54 +72,8 @@ func (s *Service) checkTxLocal(utx *btcutil.Tx, prevouts []*txvalidatorv1.Prevou
 
 // rejectLocal fills a failed result as txvalidator does.
 func rejectLocal(res *txvalidatorv1.TxResult, err error) *txvalidatorv1.TxResult {
-	err = rules.FromBtcd(err)
-	kind, ok := rules.KindOf(err)
-	if !ok {
-		kind = "internal-error"
-	}
-	detail := err.Error()
-	if re, isRule := err.(*rules.RuleError); isRule {
-		detail = re.Detail
-	}
+	kind, detail := txcheck.Rejection(err)
 	res.Valid = false
 	res.Rejection = &commonv1.Rejection{Rule: string(kind), Detail: detail}
 	return res
-}
-
-// sequenceLocks applies BIP68 relative locks as Bitcoin Core's
-// CalculateSequenceLocks and EvaluateSequenceLocks do (the same code as
-// txvalidator's checkSequenceLocks).
-func sequenceLocks(tx *wire.MsgTx, prevouts []*txvalidatorv1.Prevout, height int32, mtp int64) error {
-	if uint32(tx.Version) < 2 {
-		return nil
-	}
-	minHeight, minTime := int64(-1), int64(-1)
-	heightInput, timeInput := -1, -1
-	for i, in := range tx.TxIn {
-		seq := in.Sequence
-		if seq&wire.SequenceLockTimeDisabled != 0 {
-			continue
-		}
-		lock := int64(seq & wire.SequenceLockTimeMask)
-		if seq&wire.SequenceLockTimeIsSeconds != 0 {
-			t := prevouts[i].GetMedianTimePast() + lock<<wire.SequenceLockTimeGranularity - 1
-			if t > minTime {
-				minTime, timeInput = t, i
-			}
-		} else {
-			h := int64(prevouts[i].GetHeight()) + lock - 1
-			if h > minHeight {
-				minHeight, heightInput = h, i
-			}
-		}
-	}
-	if minHeight >= int64(height) {
-		return rules.New(rules.NonBIP68Final, "input %d: relative lock until height %d, block height %d",
-			heightInput, minHeight+1, height)
-	}
-	if minTime >= mtp {
-		return rules.New(rules.NonBIP68Final, "input %d: relative lock until time %d, median time past %d",
-			timeInput, minTime+1, mtp)
-	}
-	return nil
 }

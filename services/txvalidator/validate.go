@@ -19,11 +19,12 @@ import (
 
 	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/rules"
+	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
 
 // CoinbaseJob is the rule a coinbase transaction breaks when it is
 // submitted as a job: coinbases are checked by the block path itself.
-const CoinbaseJob rules.Kind = "bad-txns-coinbase"
+const CoinbaseJob = txcheck.CoinbaseJob
 
 // TooManySigops is Core's policy rule for a transaction whose sigop cost
 // is above MaxStandardTxSigOpsCost.
@@ -201,15 +202,7 @@ func (e *engine) resolve(req *txvalidatorv1.ValidateRequest) (*batch, error) {
 
 // reject builds a failed result from a rule error.
 func reject(res *txvalidatorv1.TxResult, err error) *txvalidatorv1.TxResult {
-	err = rules.FromBtcd(err)
-	kind, ok := rules.KindOf(err)
-	if !ok {
-		kind = "internal-error"
-	}
-	detail := err.Error()
-	if re, isRule := err.(*rules.RuleError); isRule {
-		detail = re.Detail
-	}
+	kind, detail := txcheck.Rejection(err)
 	res.Valid = false
 	res.Rejection = &commonv1.Rejection{Rule: string(kind), Detail: detail}
 	return res
@@ -239,27 +232,30 @@ func (e *engine) prepare(pj *txvalidatorv1.TxJob, b *batch) (*job, *txvalidatorv
 		return nil, nil, argErrorf("input range [%d,%d) outside the transaction's %d inputs", start, end, len(tx.TxIn))
 	}
 	prevOuts := make(map[wire.OutPoint]*wire.TxOut, len(tx.TxIn))
+	spent := make([]txcheck.Prevout, len(tx.TxIn))
 	for i, in := range tx.TxIn {
-		out := pj.GetPrevouts()[i].GetOutput()
+		p := pj.GetPrevouts()[i]
+		out := p.GetOutput()
 		if out == nil {
 			return nil, nil, argErrorf("prevout %d has no output", i)
 		}
-		prevOuts[in.PreviousOutPoint] = &wire.TxOut{Value: out.GetValue(), PkScript: out.GetPkScript()}
+		txOut := &wire.TxOut{Value: out.GetValue(), PkScript: out.GetPkScript()}
+		prevOuts[in.PreviousOutPoint] = txOut
+		spent[i] = txcheck.Prevout{Output: txOut, Height: p.GetHeight(), Coinbase: p.GetCoinbase(), MedianTimePast: p.GetMedianTimePast()}
 	}
 	utx := btcutil.NewTx(tx)
 	weight := blockchain.GetTransactionWeight(utx)
 	res.Weight = weight
 
+	sanity := txcheck.NotCoinbase(tx)
 	if b.mode == txvalidatorv1.Mode_MODE_FULL {
-		if err := blockchain.CheckTransactionSanity(utx); err != nil {
-			return nil, reject(res, err), nil
-		}
+		sanity = txcheck.Sanity(utx)
 	}
-	if blockchain.IsCoinBaseTx(tx) {
-		return nil, reject(res, rules.New(CoinbaseJob, "coinbase must not be submitted as a job")), nil
+	if sanity != nil {
+		return nil, reject(res, sanity), nil
 	}
 	if b.mode == txvalidatorv1.Mode_MODE_FULL {
-		if err := e.checkFull(utx, pj.GetPrevouts(), prevOuts, b, res); err != nil {
+		if err := e.checkFull(utx, spent, b, res); err != nil {
 			return nil, reject(res, err), nil
 		}
 	}
@@ -283,85 +279,22 @@ func (e *engine) prepare(pj *txvalidatorv1.TxJob, b *batch) (*job, *txvalidatorv
 }
 
 // checkFull runs the MODE_FULL checks after sanity and other than scripts,
-// in Bitcoin Core's order, filling fee and sigop cost.
-func (e *engine) checkFull(utx *btcutil.Tx, prevouts []*txvalidatorv1.Prevout, prevOuts map[wire.OutPoint]*wire.TxOut, b *batch, res *txvalidatorv1.TxResult) error {
-	tx := utx.MsgTx()
+// in Bitcoin Core's order (policy's standardness first when asked for),
+// filling fee and sigop cost.
+func (e *engine) checkFull(utx *btcutil.Tx, spent []txcheck.Prevout, b *batch, res *txvalidatorv1.TxResult) error {
 	if b.policy {
-		if err := checkStandard(tx, res.Weight); err != nil {
+		if err := checkStandard(utx.MsgTx(), res.Weight); err != nil {
 			return err
 		}
 	}
-	cutoff := time.Unix(b.blockTime, 0)
-	if e.net.CSVActive(b.height) {
-		cutoff = time.Unix(b.mtp, 0)
-	}
-	if !blockchain.IsFinalizedTransaction(utx, b.height, cutoff) {
-		return rules.New(rules.NonFinal, "locktime %d not reached at height %d, time %d",
-			tx.LockTime, b.height, cutoff.Unix())
-	}
-	if e.net.CSVActive(b.height) {
-		if err := checkSequenceLocks(tx, prevouts, b.height, b.mtp); err != nil {
-			return err
-		}
-	}
-	view := blockchain.NewUtxoViewpoint()
-	entries := view.Entries()
-	for i, in := range tx.TxIn {
-		p := prevouts[i]
-		entries[in.PreviousOutPoint] = blockchain.NewUtxoEntry(prevOuts[in.PreviousOutPoint], p.GetHeight(), p.GetCoinbase())
-	}
-	fee, err := blockchain.CheckTransactionInputs(utx, b.height, view, e.net.Params)
+	cc := txcheck.Context{Height: b.height, MedianTimePast: b.mtp, BlockTime: b.blockTime}
+	r, err := txcheck.Contextual(utx, spent, cc, e.net)
+	res.Fee, res.SigopCost = r.Fee, r.SigopCost
 	if err != nil {
 		return err
 	}
-	res.Fee = fee
-	sigops, err := blockchain.GetSigOpCost(utx, false, view, true, e.net.SegwitActive(b.height))
-	if err != nil {
-		return err
-	}
-	res.SigopCost = int64(sigops)
-	if sigops > blockchain.MaxBlockSigOpsCost {
-		return rules.New(rules.BadBlockSigops, "transaction sigop cost %d exceeds the block limit %d", sigops, blockchain.MaxBlockSigOpsCost)
-	}
-	if b.policy && sigops > MaxStandardTxSigOpsCost {
-		return rules.New(TooManySigops, "sigop cost %d > %d", sigops, MaxStandardTxSigOpsCost)
-	}
-	return nil
-}
-
-// checkSequenceLocks applies BIP68 relative locks as Bitcoin Core's
-// CalculateSequenceLocks and EvaluateSequenceLocks do.
-func checkSequenceLocks(tx *wire.MsgTx, prevouts []*txvalidatorv1.Prevout, height int32, mtp int64) error {
-	if uint32(tx.Version) < 2 {
-		return nil
-	}
-	minHeight, minTime := int64(-1), int64(-1)
-	heightInput, timeInput := -1, -1
-	for i, in := range tx.TxIn {
-		seq := in.Sequence
-		if seq&wire.SequenceLockTimeDisabled != 0 {
-			continue
-		}
-		lock := int64(seq & wire.SequenceLockTimeMask)
-		if seq&wire.SequenceLockTimeIsSeconds != 0 {
-			t := prevouts[i].GetMedianTimePast() + lock<<wire.SequenceLockTimeGranularity - 1
-			if t > minTime {
-				minTime, timeInput = t, i
-			}
-		} else {
-			h := int64(prevouts[i].GetHeight()) + lock - 1
-			if h > minHeight {
-				minHeight, heightInput = h, i
-			}
-		}
-	}
-	if minHeight >= int64(height) {
-		return rules.New(rules.NonBIP68Final, "input %d: relative lock until height %d, block height %d",
-			heightInput, minHeight+1, height)
-	}
-	if minTime >= mtp {
-		return rules.New(rules.NonBIP68Final, "input %d: relative lock until time %d, median time past %d",
-			timeInput, minTime+1, mtp)
+	if b.policy && r.SigopCost > MaxStandardTxSigOpsCost {
+		return rules.New(TooManySigops, "sigop cost %d > %d", r.SigopCost, MaxStandardTxSigOpsCost)
 	}
 	return nil
 }

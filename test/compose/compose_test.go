@@ -5,7 +5,6 @@ package compose
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,12 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/address/v2"
-	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
-	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // env is what scripts/compose-test.sh passes in.
@@ -86,61 +83,10 @@ func decode[T any](t *testing.T, s string) T {
 	return v
 }
 
-// wallet is one P2WPKH key on regtest.
-type wallet struct {
-	key    *btcec.PrivateKey
-	addr   address.Address
-	script []byte
-}
-
-func newWallet(t *testing.T) *wallet {
-	t.Helper()
-	key, err := btcec.NewPrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := address.NewAddressWitnessPubKeyHash(address.Hash160(key.PubKey().SerializeCompressed()), &chaincfg.RegressionNetParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := txscript.PayToAddrScript(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &wallet{key: key, addr: addr, script: script}
-}
-
 // sent is a transaction the cluster accepted: its id and its one output's value.
 type sent struct {
 	id    chainhash.Hash
 	value int64
-}
-
-type coin struct {
-	txid  chainhash.Hash
-	index uint32
-	value int64
-}
-
-// spend signs a transaction spending c (one P2WPKH input) to outs.
-func (w *wallet) spend(t *testing.T, c coin, outs ...*wire.TxOut) (string, chainhash.Hash) {
-	t.Helper()
-	tx := wire.NewMsgTx(2)
-	tx.AddTxIn(wire.NewTxIn(wire.NewOutPoint(&c.txid, c.index), nil, nil))
-	for _, o := range outs {
-		tx.AddTxOut(o)
-	}
-	fetcher := txscript.NewCannedPrevOutputFetcher(w.script, c.value)
-	wit, err := txscript.WitnessSignature(tx, txscript.NewTxSigHashes(tx, fetcher), 0, c.value, w.script, txscript.SigHashAll, w.key, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx.TxIn[0].Witness = wit
-	var buf bytes.Buffer
-	if err := tx.Serialize(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(buf.Bytes()), tx.TxHash()
 }
 
 // TestCompose mines 101 blocks through the published ports, fans a coinbase
@@ -149,7 +95,7 @@ func (w *wallet) spend(t *testing.T, c coin, outs ...*wire.TxOut) (string, chain
 // that every transaction was accepted, mined and reflected in the UTXO set.
 func TestCompose(t *testing.T) {
 	e := loadEnv(t)
-	w := newWallet(t)
+	w := testenv.NewWallet(t)
 
 	start := decode[map[string]any](t, e.ok(t, "getblockchaininfo"))
 	if start["chain"] != "regtest" {
@@ -158,7 +104,7 @@ func TestCompose(t *testing.T) {
 	base := int(start["blocks"].(float64))
 
 	// 1. 101 blocks: the first coinbase matures.
-	hashes := decode[[]string](t, e.ok(t, "generatetoaddress", "101", w.addr.EncodeAddress()))
+	hashes := decode[[]string](t, e.ok(t, "generatetoaddress", "101", w.Address.EncodeAddress()))
 	if len(hashes) != 101 {
 		t.Fatalf("generatetoaddress 101 returned %d hashes", len(hashes))
 	}
@@ -172,22 +118,22 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := coin{txid: *cbID, value: int64(tx0["vout"].([]any)[0].(map[string]any)["value"].(float64)*1e8 + 0.5)}
-	t.Logf("mined 101 blocks to %s; height %d", w.addr, height)
+	cb, cbValue := wire.OutPoint{Hash: *cbID}, int64(tx0["vout"].([]any)[0].(map[string]any)["value"].(float64)*1e8+0.5)
+	t.Logf("mined 101 blocks to %s; height %d", w.Address, height)
 
 	// 2. Fan the coinbase out to many coins and confirm them.
 	const fanout = 300
 	const fanFee = 100_000
-	each := (cb.value - fanFee) / fanout
+	each := (cbValue - fanFee) / fanout
 	outs := make([]*wire.TxOut, fanout)
 	for i := range outs {
-		outs[i] = wire.NewTxOut(each, w.script)
+		outs[i] = wire.NewTxOut(each, w.Script)
 	}
-	fanHex, fanID := w.spend(t, cb, outs...)
+	fanHex, fanID := w.Spend(t, cb, cbValue, outs...)
 	if got := e.ok(t, "sendrawtransaction", fanHex); got != fanID.String() {
 		t.Fatalf("sendrawtransaction fan-out = %s, want %s", got, fanID)
 	}
-	mined := decode[[]string](t, e.ok(t, "generatetoaddress", "1", w.addr.EncodeAddress()))
+	mined := decode[[]string](t, e.ok(t, "generatetoaddress", "1", w.Address.EncodeAddress()))
 	height++
 	if !containsTx(t, e, mined[0], fanID.String()) {
 		t.Fatalf("fan-out %s not in block %s", fanID, mined[0])
@@ -207,7 +153,7 @@ func TestCompose(t *testing.T) {
 	}
 	queue := make(chan signed, fanout)
 	for i := 0; i < fanout; i++ {
-		raw, id := w.spend(t, coin{txid: fanID, index: uint32(i), value: each}, wire.NewTxOut(each-spendFee, w.script))
+		raw, id := w.Spend(t, wire.OutPoint{Hash: fanID, Index: uint32(i)}, each, wire.NewTxOut(each-spendFee, w.Script))
 		queue <- signed{raw: raw, tx: sent{id: id, value: each - spendFee}}
 	}
 	close(queue)
@@ -246,7 +192,7 @@ func TestCompose(t *testing.T) {
 	go func() {
 		defer miners.Done()
 		for !done.Load() {
-			out, err := e.ctl("generatetoaddress", "1", w.addr.EncodeAddress())
+			out, err := e.ctl("generatetoaddress", "1", w.Address.EncodeAddress())
 			mu.Lock()
 			if err != nil {
 				mineErrs = append(mineErrs, err)
@@ -286,7 +232,7 @@ func TestCompose(t *testing.T) {
 
 	// 4. Mine what is left; every accepted transaction must be in a block,
 	// the mempool empty, every new coin unspent and every old coin spent.
-	final := decode[[]string](t, e.ok(t, "generatetoaddress", "1", w.addr.EncodeAddress()))
+	final := decode[[]string](t, e.ok(t, "generatetoaddress", "1", w.Address.EncodeAddress()))
 	blocks = append(blocks, final...)
 	height += len(blocks)
 	if got := e.ok(t, "getblockcount"); got != fmt.Sprint(height) {
