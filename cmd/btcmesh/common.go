@@ -56,6 +56,23 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight calls may take to finish on shutdown")
 }
 
+// parse reads args (and the environment) into fs, refuses stray
+// arguments, validates the shared flags and fills network-dependent
+// defaults. It returns the network.
+func (c *common) parse(fs *flag.FlagSet, args []string) (chain.Network, error) {
+	if err := config.Parse(fs, args); err != nil {
+		return chain.Network{}, err
+	}
+	if fs.NArg() > 0 {
+		return chain.Network{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	network, err := c.validate()
+	if err != nil {
+		return chain.Network{}, err
+	}
+	return network, defaultP2PListen(fs, network)
+}
+
 // validate checks the shared flags and resolves the network.
 func (c *common) validate() (chain.Network, error) {
 	n, err := chain.Lookup(c.network)

@@ -32,17 +32,8 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, u := range units {
 		u.register(fs)
 	}
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	network, err := c.validate()
+	network, err := c.parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := defaultP2PListen(fs, network); err != nil {
 		return err
 	}
 	if *natsURL == "" {

@@ -28,17 +28,8 @@ func runService(ctx context.Context, name string, args []string, stderr io.Write
 		addrFlags[dep] = fs.String(dep+"-addr", "", "HOST:PORT of the "+dep+" service's gRPC API (required)")
 	}
 	u.register(fs)
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	network, err := c.validate()
+	network, err := c.parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := defaultP2PListen(fs, network); err != nil {
 		return err
 	}
 	if *natsURL == "" {
