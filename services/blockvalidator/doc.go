@@ -6,7 +6,11 @@
 // JetStream work queue (durable consumer bus.BlockConsumer, explicit acks)
 // and reads the announced blocks from the shared block store, a JetStream
 // object-store bucket (internal/blockstore) that it also writes submitted
-// blocks to.
+// blocks to. Events are taken in batches (whatever has queued, up to
+// intakeBatch): each block is checked and stored on its own, then the
+// chain is activated once for the batch, so during a sync one connect
+// plan spans many blocks and the pipeline below has work to overlap. An
+// event is acked only once its block was processed.
 //
 // Validation follows Bitcoin Core's order: context-free sanity
 // (CheckBlock), the header through the headers service, contextual checks

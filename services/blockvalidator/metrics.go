@@ -13,6 +13,7 @@ type metrics struct {
 	connectSecond prometheus.Histogram
 	orphans       prometheus.Gauge
 	tipHeight     prometheus.Gauge
+	intakeBatch   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,11 +39,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "btcmesh_blockvalidator_tip_height",
 			Help: "Height of the active chain's tip.",
 		}),
+		intakeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "btcmesh_blockvalidator_intake_batch_blocks",
+			Help:    "block.received events processed as one batch (one chain activation).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.rejected, m.connectSecond, m.orphans, m.tipHeight} {
+	for _, c := range []prometheus.Collector{m.connected, m.rejected, m.connectSecond, m.orphans, m.tipHeight, m.intakeBatch} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register blockvalidator metrics: %w", err)
 		}

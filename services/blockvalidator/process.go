@@ -32,7 +32,7 @@ func (s *Service) submit(ctx context.Context, raw []byte, stored bool) (*blockva
 		return nil, err
 	}
 	if indexed {
-		s.processOrphans(ctx, *block.Hash())
+		s.processOrphans(ctx, *block.Hash(), nil)
 	}
 	s.noteOrphans()
 	tip, height := s.tip()
@@ -69,10 +69,52 @@ func asRuleError(err error) *rules.RuleError {
 func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte, stored bool) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
 	defer s.dropSpecs()
 	hash := *block.Hash()
+	tr := s.newTrace()
+	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, tr)
+	if err != nil || !pending {
+		return resp, indexed, err
+	}
+
+	// 6. Move the active chain.
+	failures, err := s.activateBestChain(ctx, blockCache{hash: block})
+	if err != nil {
+		return nil, false, err
+	}
+
+	tr.mark("activate")
+	tr.done(s, "process", hash, false)
+	resp, err = s.outcome(ctx, hash, resp, failures)
+	if err != nil {
+		return nil, false, err
+	}
+	return resp, true, nil
+}
+
+// prepare runs the steps of one block that come before activating the
+// best chain: the duplicate check, sanity, the header, the contextual
+// checks and storing it with HAVE_DATA. pending reports that the block is
+// stored and its fate is up to activateBestChain (resp is then only
+// partly filled: see outcome); otherwise resp is the final answer.
+// indexed is as for process. The caller holds s.mu and, after
+// activating, drops the speculations prepare started.
+func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored bool, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
+	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, tr)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if resp == nil {
+		return &blockvalidatorv1.SubmitBlockResponse{Hash: block.Hash()[:]}, true, true, nil
+	}
+	return resp, indexed, false, nil
+}
+
+// prepareSteps is prepare's body: a nil resp (and nil error) means the
+// block is stored and awaits activation.
+func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []byte, stored bool, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+	hash := *block.Hash()
 	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
 	params := s.deps.Network.Params
 
-	tr := s.newTrace()
 	// 1. Already known?
 	known, found, err := s.getHeader(ctx, hash)
 	if err != nil {
@@ -181,26 +223,24 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 	}
 
 	tr.mark("store")
-	// 6. Move the active chain.
-	failures, err := s.activateBestChain(ctx, blockCache{hash: block})
-	if err != nil {
-		return nil, false, err
-	}
+	return nil, true, nil
+}
 
-	tr.mark("activate")
-	tr.done(s, "process", hash, false)
-	// 7. Where did it end up? The active tip needs no question.
+// outcome fills resp with where the block hash, stored by prepare, ended
+// up after activateBestChain returned failures (step 7).
+func (s *Service) outcome(ctx context.Context, hash chainhash.Hash, resp *blockvalidatorv1.SubmitBlockResponse, failures map[chainhash.Hash]*rules.RuleError) (*blockvalidatorv1.SubmitBlockResponse, error) {
+	// The active tip needs no question.
 	if tip, _ := s.tip(); tip == hash {
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED
-		return resp, true, nil
+		return resp, nil
 	}
 	after, found, err := s.getHeader(ctx, hash)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	switch {
 	case !found:
-		return nil, false, fmt.Errorf("block %s vanished from the index", hash)
+		return nil, fmt.Errorf("block %s vanished from the index", hash)
 	case after.GetOnActiveChain():
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED
 	case after.GetStatus() == headersv1.BlockStatus_BLOCK_STATUS_INVALID:
@@ -208,7 +248,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 		if re, ok := failures[hash]; ok {
 			resp.RejectReason, resp.RejectDetail = string(re.Kind), re.Detail
 		} else if anc, re, err := s.failedAncestor(ctx, after, failures); err != nil {
-			return nil, false, err
+			return nil, err
 		} else if re != nil {
 			// An ancestor connected in this call broke a rule (the block
 			// was not known invalid when it arrived): report that rule,
@@ -222,18 +262,31 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 	default:
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_SIDE_CHAIN
 	}
-	return resp, true, nil
+	return resp, nil
 }
 
 // processOrphans processes, recursively, the orphans whose parent became
-// known; the caller holds s.mu.
-func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash) {
+// known; the caller holds s.mu. With batch non-nil (batched intake) the
+// orphans are only prepared and those awaiting activation are added to
+// batch: the caller activates the best chain once for all of them.
+func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, batch blockCache) {
 	queue := []chainhash.Hash{parent}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		for _, o := range s.orphans.takeChildren(p) {
-			resp, indexed, err := s.process(ctx, o.block, o.raw, o.stored)
+			var resp *blockvalidatorv1.SubmitBlockResponse
+			var indexed bool
+			var err error
+			if batch != nil {
+				var pending bool
+				resp, indexed, pending, err = s.prepare(ctx, o.block, o.raw, o.stored, s.newTrace())
+				if err == nil && pending {
+					batch[o.hash] = o.block
+				}
+			} else {
+				resp, indexed, err = s.process(ctx, o.block, o.raw, o.stored)
+			}
 			if err != nil {
 				s.log.Error("orphan processing failed", "hash", o.hash.String(), "err", err)
 				s.orphans.add(o) // keep it for the next try

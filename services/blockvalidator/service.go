@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -41,6 +42,12 @@ const (
 	// blockAckWait is how long JetStream waits for an ack before
 	// redelivering a block.received event.
 	blockAckWait = 10 * time.Minute
+	// blockMaxAckPending bounds the block.received events delivered and
+	// not yet acked (the intake queue never holds more).
+	blockMaxAckPending = 256
+	// intakeBatch caps the block.received events processed as one batch
+	// (one activateBestChain, so one connect plan spanning them).
+	intakeBatch = 128
 )
 
 // Service is the block validator.
@@ -220,61 +227,197 @@ func (s *Service) Run(ctx context.Context) error {
 		FilterSubject: s.subjects.BlockReceived(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       blockAckWait,
-		MaxAckPending: 64,
+		MaxAckPending: blockMaxAckPending,
 	})
 	if err != nil {
 		return fmt.Errorf("block consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { s.handleBlockReceived(ctx, msg) })
+	// The consumer's callback only queues (it never blocks: the queue
+	// holds every unacked event); one goroutine takes what has queued up
+	// in batches, so that during a sync one connect plan spans many blocks
+	// and the pipeline overlaps their validation with their commits.
+	intake := make(chan jetstream.Msg, blockMaxAckPending)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case intake <- msg:
+		case <-ctx.Done():
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", s.subjects.BlockReceived(), err)
 	}
 	defer cc.Stop()
+	intakeDone := make(chan struct{})
+	go func() {
+		defer close(intakeDone)
+		s.intakeLoop(ctx, intake)
+	}()
 
 	tipHash, tipHeight := s.tip()
 	s.log.Info("blockvalidator ready", "tip", tipHash.String(), "height", tipHeight)
 	s.ready.Set()
 	<-ctx.Done()
+	<-intakeDone
 	return nil
 }
 
-// handleBlockReceived processes one block.received event: it is acked
-// once the block was processed (whatever the verdict) and redelivered
-// later when a dependency failed.
-func (s *Service) handleBlockReceived(ctx context.Context, msg jetstream.Msg) {
+// intakeLoop processes queued block.received events until ctx ends: it
+// waits for one, then takes whatever else has queued (up to intakeBatch)
+// without waiting, so a lone relayed block is not delayed.
+func (s *Service) intakeLoop(ctx context.Context, intake <-chan jetstream.Msg) {
+	batch := make([]jetstream.Msg, 0, intakeBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-intake:
+			batch = append(batch, msg)
+		}
+	drain:
+		for len(batch) < intakeBatch {
+			select {
+			case msg := <-intake:
+				batch = append(batch, msg)
+			default:
+				break drain
+			}
+		}
+		s.metrics.intakeBatch.Observe(float64(len(batch)))
+		s.handleBlocksReceived(ctx, batch)
+	}
+}
+
+// received is one block.received event of a batch and what became of it.
+type received struct {
+	msg    jetstream.Msg
+	hash   chainhash.Hash
+	source string
+	block  *btcutil.Block
+	raw    []byte
+	resp   *blockvalidatorv1.SubmitBlockResponse
+	// pending: stored with HAVE_DATA, its fate decided by the batch's
+	// activation.
+	pending bool
+	err     error // a dependency failed: redeliver
+}
+
+// handleBlocksReceived processes a batch of block.received events. Each
+// block gets the steps before activation (prepare: sanity, header,
+// contextual checks, stored with HAVE_DATA), then the best chain is
+// activated once for the batch. An event is acked once its block was
+// processed: rejected, held as an orphan, or known and the chain
+// activated after it was stored; it is redelivered later when a
+// dependency failed (an activation failure redelivers the whole batch:
+// the redelivered blocks are duplicates and activate the chain again).
+func (s *Service) handleBlocksReceived(ctx context.Context, msgs []jetstream.Msg) {
+	items := make([]*received, 0, len(msgs))
+	for _, msg := range msgs {
+		if it := s.loadReceived(ctx, msg); it != nil {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	activateErr := s.processReceived(ctx, items)
+	if ctx.Err() != nil {
+		return // redelivered after restart
+	}
+	for _, it := range items {
+		err := it.err
+		if err == nil {
+			err = activateErr
+		}
+		if err != nil {
+			s.log.Error("block processing failed, will retry", "hash", it.hash.String(), "err", err)
+			_ = it.msg.NakWithDelay(5 * time.Second)
+			continue
+		}
+		s.log.Debug("received block processed", "hash", it.hash.String(), "source", it.source,
+			"result", it.resp.GetResult().String(), "reason", it.resp.GetRejectReason())
+		_ = it.msg.Ack()
+	}
+}
+
+// loadReceived decodes one event and reads and decodes its block; it
+// settles (terms or naks) events it cannot use and returns nil for them.
+func (s *Service) loadReceived(ctx context.Context, msg jetstream.Msg) *received {
 	ev := &eventsv1.BlockReceived{}
 	if err := proto.Unmarshal(msg.Data(), ev); err != nil || len(ev.GetHash()) != chainhash.HashSize {
 		s.log.Warn("bad block.received event dropped", "err", err, "hash_len", len(ev.GetHash()))
 		_ = msg.Term()
-		return
+		return nil
 	}
 	hash, _ := chainhash.NewHash(ev.GetHash())
 	raw, err := s.store.Get(ctx, *hash)
 	if errors.Is(err, blockstore.ErrNotFound) {
 		s.log.Warn("announced block not in block store", "hash", hash.String(), "source", ev.GetSource())
 		_ = msg.Term()
-		return
+		return nil
 	}
-	if err == nil {
-		var resp *blockvalidatorv1.SubmitBlockResponse
-		resp, err = s.submit(ctx, raw, true)
-		if err == nil {
-			s.log.Debug("received block processed", "hash", hash.String(), "source", ev.GetSource(),
-				"result", resp.GetResult().String(), "reason", resp.GetRejectReason())
-			_ = msg.Ack()
-			return
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("block processing failed, will retry", "hash", hash.String(), "err", err)
+			_ = msg.NakWithDelay(5 * time.Second)
 		}
+		return nil
 	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+	block, err := decodeBlock(raw)
+	if err != nil {
 		s.log.Warn("undecodable block dropped", "hash", hash.String(), "err", err)
 		_ = msg.Term()
-		return
+		return nil
 	}
-	if ctx.Err() != nil {
-		return // redelivered after restart
+	return &received{msg: msg, hash: *hash, source: ev.GetSource(), block: block, raw: raw}
+}
+
+// processReceived prepares each block of the batch (and the orphans they
+// unblock), then activates the best chain once: the connect plan spans
+// the batch. It returns the activation's error.
+func (s *Service) processReceived(ctx context.Context, items []*received) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.dropSpecs()
+	cache := make(blockCache, len(items))
+	activate := false
+	for _, it := range items {
+		resp, indexed, pending, err := s.prepare(ctx, it.block, it.raw, true, s.newTrace())
+		if err != nil {
+			it.err = err
+			continue
+		}
+		it.resp, it.pending = resp, pending
+		if pending {
+			cache[it.hash] = it.block
+		}
+		if indexed {
+			// Known blocks activate too: a redelivery after a failed
+			// activation must move the chain.
+			activate = true
+			s.processOrphans(ctx, it.hash, cache)
+		}
 	}
-	s.log.Error("block processing failed, will retry", "hash", hash.String(), "err", err)
-	_ = msg.NakWithDelay(5 * time.Second)
+	s.noteOrphans()
+	if !activate {
+		return nil
+	}
+	failures, err := s.activateBestChain(ctx, cache)
+	if err != nil {
+		return err
+	}
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
+	// Where each block ended up, for the debug log only.
+	for _, it := range items {
+		if it.pending {
+			if resp, err := s.outcome(ctx, it.hash, it.resp, failures); err == nil {
+				it.resp = resp
+			}
+		}
+	}
+	return nil
 }
 
 // noteOrphans publishes the orphan pool's size; the caller holds s.mu.
