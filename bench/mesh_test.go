@@ -14,13 +14,9 @@ import (
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 	minerv1 "github.com/btcmesh/btcmesh/proto/btcmesh/miner/v1"
 
-	"github.com/btcmesh/btcmesh/internal/grpcclient"
 	"github.com/btcmesh/btcmesh/internal/testenv"
-	"github.com/btcmesh/btcmesh/services/blockvalidator"
-	"github.com/btcmesh/btcmesh/services/headers"
+	"github.com/btcmesh/btcmesh/internal/teststack"
 	"github.com/btcmesh/btcmesh/services/miner"
-	"github.com/btcmesh/btcmesh/services/txvalidator"
-	"github.com/btcmesh/btcmesh/services/utxostore"
 )
 
 // mesh is btcmesh's block path wired as in single-process mode (as
@@ -75,42 +71,16 @@ func (m *mesh) phases(t testing.TB) phases {
 
 func startMesh(t testing.TB) *mesh {
 	t.Helper()
-	nc := testenv.NATS(t)
-	addr := testenv.Listener(t)
-	hs, err := headers.New(headers.Config{DataDir: t.TempDir()}, testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ucfg := utxostore.DefaultConfig()
-	ucfg.DataDir = t.TempDir()
-	ucfg.SyncWrites = false // btcd's ffldb does not sync every block either
-	us, err := utxostore.New(ucfg, testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tv, err := txvalidator.New(txvalidator.DefaultConfig(), testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bvDeps := testenv.Deps(t, nc)
-	bv, err := blockvalidator.New(blockvalidator.Config{HeadersAddr: addr, UtxoStoreAddr: addr}, bvDeps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststack.New(t)
 	mcfg := miner.DefaultConfig()
-	mcfg.HeadersAddr, mcfg.UtxoStoreAddr, mcfg.BlockValidatorAddr = addr, addr, addr
-	mn, err := miner.New(mcfg, testenv.Deps(t, nc))
+	mcfg.HeadersAddr, mcfg.UtxoStoreAddr, mcfg.BlockValidatorAddr = st.Addr, st.Addr, st.Addr
+	mn, err := miner.New(mcfg, testenv.Deps(t, st.NATS))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Serve(t, addr, us, hs, tv, bv, mn)
-	cc, err := grpcclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := st.Serve(t, mn)
 	return &mesh{bv: blockvalidatorv1.NewBlockValidatorServiceClient(cc), miner: minerv1.NewMinerServiceClient(cc),
-		headers: headersv1.NewHeaderServiceClient(cc), bvMetrics: bvDeps.Metrics.(prometheus.Gatherer)}
+		headers: headersv1.NewHeaderServiceClient(cc), bvMetrics: st.BlockValidatorMetrics}
 }
 
 // submitHeaders announces blocks' headers (headers-first sync).

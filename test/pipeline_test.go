@@ -22,12 +22,7 @@ import (
 
 	"github.com/btcmesh/btcmesh/internal/blockstore"
 	"github.com/btcmesh/btcmesh/internal/bus"
-	"github.com/btcmesh/btcmesh/internal/grpcclient"
-	"github.com/btcmesh/btcmesh/internal/testenv"
-	"github.com/btcmesh/btcmesh/services/blockvalidator"
-	"github.com/btcmesh/btcmesh/services/headers"
-	"github.com/btcmesh/btcmesh/services/txvalidator"
-	"github.com/btcmesh/btcmesh/services/utxostore"
+	"github.com/btcmesh/btcmesh/internal/teststack"
 )
 
 // plPipeline is the block path wired as in single-process mode: headers,
@@ -42,40 +37,14 @@ type plPipeline struct {
 
 func startPlPipeline(t *testing.T) *plPipeline {
 	t.Helper()
-	nc := testenv.NATS(t)
-	addr := testenv.Listener(t)
-	hs, err := headers.New(headers.Config{DataDir: t.TempDir()}, testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ucfg := utxostore.DefaultConfig()
-	ucfg.DataDir = t.TempDir()
-	ucfg.SyncWrites = false
-	us, err := utxostore.New(ucfg, testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tv, err := txvalidator.New(txvalidator.DefaultConfig(), testenv.Deps(t, nc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := testenv.Deps(t, nc)
-	bv, err := blockvalidator.New(blockvalidator.Config{HeadersAddr: addr, UtxoStoreAddr: addr}, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.Serve(t, addr, us, hs, tv, bv)
-	cc, err := grpcclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	js, err := jetstream.New(nc)
+	st := teststack.New(t)
+	cc := st.Serve(t)
+	js, err := jetstream.New(st.NATS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &plPipeline{
-		params: deps.Network.Params,
+		params: st.Network.Params,
 		bv:     blockvalidatorv1.NewBlockValidatorServiceClient(cc),
 		utxo:   utxostorev1.NewUtxoStoreServiceClient(cc),
 		hdrs:   headersv1.NewHeaderServiceClient(cc),
