@@ -289,3 +289,12 @@ func (n *nodeServer) Stop(context.Context, *nodev1.StopRequest) (*nodev1.StopRes
 	time.AfterFunc(100*time.Millisecond, n.stop)
 	return &nodev1.StopResponse{Message: "btcmesh stopping"}, nil
 }
+
+// Logger returns d.Log, or a logger that discards everything when the
+// caller (a unit test) gave none.
+func (d Deps) Logger() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
+}

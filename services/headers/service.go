@@ -50,10 +50,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if deps.Network.Params == nil {
 		return nil, fmt.Errorf("headers: no network parameters")
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Logger()
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
 		return nil, err

@@ -99,9 +99,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
+	deps.Log = deps.Logger()
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
 		return nil, err

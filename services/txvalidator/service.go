@@ -40,10 +40,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if deps.Network.Params == nil {
 		return nil, errors.New("txvalidator: deps.Network is not set")
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := deps.Logger()
 	m, err := newMetrics(deps.Metrics)
 	if err != nil {
 		return nil, err
