@@ -11,6 +11,8 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/libsecp"
 )
 
 // sigJob is one parsed signature with its public key and message.
@@ -18,6 +20,9 @@ type sigJob struct {
 	sig  *ecdsa.Signature
 	pub  *btcec.PublicKey
 	hash []byte
+	// der and pubKey are the signature (without its hash type) and key
+	// as the transaction carries them, for libsecp256k1.
+	der, pubKey []byte
 }
 
 // sigJobs extracts every P2WPKH signature of txs (spending coins, in
@@ -51,14 +56,31 @@ func sigJobs(t testing.TB, coins []coin, txs []*wire.MsgTx) []sigJob {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jobs = append(jobs, sigJob{sig: sig, pub: pub, hash: h})
+			jobs = append(jobs, sigJob{sig: sig, pub: pub, hash: h, der: raw[:len(raw)-1], pubKey: in.Witness[1]})
 		}
 	}
 	return jobs
 }
 
-// verifyAll verifies jobs on GOMAXPROCS goroutines and returns the time.
+// verifyAll verifies jobs with btcd's verifier (parsed signatures and
+// keys) on GOMAXPROCS goroutines and returns the time.
 func verifyAll(t testing.TB, jobs []sigJob) time.Duration {
+	t.Helper()
+	return verifyEach(t, jobs, func(j *sigJob) bool { return j.sig.Verify(j.hash, j.pub) })
+}
+
+// verifyAllLibsecp verifies jobs with libsecp256k1 (from their encodings,
+// as btcmesh's validators do) on GOMAXPROCS goroutines and returns the
+// time; 0 in a build without cgo.
+func verifyAllLibsecp(t testing.TB, jobs []sigJob) time.Duration {
+	t.Helper()
+	if !libsecp.Linked {
+		return 0
+	}
+	return verifyEach(t, jobs, func(j *sigJob) bool { return libsecp.VerifyECDSA(j.pubKey, j.der, j.hash) })
+}
+
+func verifyEach(t testing.TB, jobs []sigJob, verify func(*sigJob) bool) time.Duration {
 	t.Helper()
 	var next atomic.Int64
 	var bad atomic.Int64
@@ -73,7 +95,7 @@ func verifyAll(t testing.TB, jobs []sigJob) time.Duration {
 				if i >= len(jobs) {
 					return
 				}
-				if !jobs[i].sig.Verify(jobs[i].hash, jobs[i].pub) {
+				if !verify(&jobs[i]) {
 					bad.Add(1)
 				}
 			}

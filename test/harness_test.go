@@ -39,7 +39,6 @@ func runMain(m *testing.M) (int, error) {
 	defer os.RemoveAll(dir)
 	binPath = filepath.Join(dir, "btcmesh")
 	build := exec.Command("go", "build", "-o", binPath, "github.com/btcmesh/btcmesh/cmd/btcmesh")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("build btcmesh: %v\n%s", err, out)
 	}

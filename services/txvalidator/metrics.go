@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	jobs           *prometheus.CounterVec
 	inputsVerified prometheus.Counter
+	preverified    prometheus.Counter
 	rejected       *prometheus.CounterVec
 	batchSeconds   *prometheus.HistogramVec
 }
@@ -24,6 +25,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "btcmesh_txvalidator_inputs_verified_total",
 			Help: "Input scripts executed.",
 		}),
+		preverified: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "btcmesh_txvalidator_sigs_preverified_total",
+			Help: "ECDSA signatures verified with libsecp256k1 ahead of the script engine (0 in a build without cgo).",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "btcmesh_txvalidator_rejected_total",
 			Help: "Transactions rejected, by rule.",
@@ -37,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.inputsVerified, m.rejected, m.batchSeconds} {
+	for _, c := range []prometheus.Collector{m.jobs, m.inputsVerified, m.preverified, m.rejected, m.batchSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register txvalidator metrics: %w", err)
 		}

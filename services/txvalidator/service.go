@@ -15,6 +15,7 @@ import (
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
 	"github.com/btcmesh/btcmesh/internal/bus"
+	"github.com/btcmesh/btcmesh/internal/libsecp"
 	"github.com/btcmesh/btcmesh/internal/runner"
 )
 
@@ -92,7 +93,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("flush subscription %s: %w", subject, err)
 	}
 	s.log.Info("worker subscribed", "subject", subject, "queue", bus.ValidatorQueue,
-		"workers", s.cfg.Workers, "sigcache_entries", s.cfg.SigCacheEntries)
+		"workers", s.cfg.Workers, "sigcache_entries", s.cfg.SigCacheEntries, "ecdsa_preverifier", libsecp.Name)
 	s.ready.Set()
 	<-ctx.Done()
 	if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -18,6 +18,7 @@ import (
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
 	"github.com/btcmesh/btcmesh/internal/chain"
+	"github.com/btcmesh/btcmesh/internal/libsecp"
 	"github.com/btcmesh/btcmesh/internal/rules"
 	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
@@ -83,10 +84,13 @@ type batch struct {
 // job is one transaction that passed the non-script checks and waits for
 // its scripts to be verified.
 type job struct {
-	tx         *wire.MsgTx
-	prevouts   []*txvalidatorv1.Prevout
-	fetcher    *txscript.MultiPrevOutFetcher
-	sigHashes  *txscript.TxSigHashes
+	tx        *wire.MsgTx
+	prevouts  []*txvalidatorv1.Prevout
+	fetcher   *txscript.MultiPrevOutFetcher
+	sigHashes *txscript.TxSigHashes
+	// sigCache is the engine's, or one of the job's own when the engine
+	// has none and libsecp256k1 pre-verifies (see preverify).
+	sigCache   *txscript.SigCache
 	start, end int
 	res        *txvalidatorv1.TxResult
 
@@ -270,9 +274,13 @@ func (e *engine) prepare(pj *txvalidatorv1.TxJob, b *batch) (*job, *txvalidatorv
 		prevouts:  pj.GetPrevouts(),
 		fetcher:   fetcher,
 		sigHashes: txscript.NewTxSigHashes(tx, fetcher),
+		sigCache:  e.sigCache,
 		start:     start,
 		end:       end,
 		res:       res,
+	}
+	if j.sigCache == nil && libsecp.Linked {
+		j.sigCache = txscript.NewSigCache(uint(end - start))
 	}
 	j.minFail.Store(math.MaxInt64)
 	return j, nil, nil
@@ -323,6 +331,7 @@ func (e *engine) runScripts(ctx context.Context, j *job, b *batch) {
 				if int64(i) > j.minFail.Load() || ctx.Err() != nil {
 					return
 				}
+				e.preverify(j, i)
 				if err := e.verifyInput(j, i, b); err != nil {
 					j.fail(i, err)
 					return
@@ -368,7 +377,7 @@ func (e *engine) verifyInput(j *job, i int, b *batch) error {
 func (e *engine) execute(j *job, i int, flags txscript.ScriptFlags) error {
 	e.m.inputsVerified.Inc()
 	out := j.prevouts[i].GetOutput()
-	vm, err := txscript.NewEngine(out.GetPkScript(), j.tx, i, flags, e.sigCache, j.sigHashes, out.GetValue(), j.fetcher)
+	vm, err := txscript.NewEngine(out.GetPkScript(), j.tx, i, flags, j.sigCache, j.sigHashes, out.GetValue(), j.fetcher)
 	if err != nil {
 		return err
 	}
