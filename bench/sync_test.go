@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -41,7 +42,9 @@ import (
 // alternating which goes first; BTCMESH_BENCH_SYNC_NODES=btcmesh (or
 // btcd) syncs only that one; BTCMESH_BENCH_SYNC_MESH_ARGS adds flags to
 // `btcmesh node` (experiments); BTCMESH_BENCH_SYNC_LOGS names a directory to
-// keep the nodes' logs (and btcmesh's sampled metrics) in.
+// keep the nodes' logs (and btcmesh's sampled metrics) in; with it,
+// BTCMESH_BENCH_SYNC_PROFILE=DURATION also saves a CPU profile of btcmesh
+// that long, from 3 s after its start, as <name>.pprof there.
 func TestSyncTable(t *testing.T) {
 	if os.Getenv("BTCMESH_BENCH") == "" {
 		t.Skip("set BTCMESH_BENCH=1 to print the sync table (make bench-sync)")
@@ -73,23 +76,29 @@ func runSyncTable(t *testing.T, cfg syncChainCfg, rounds int, nodes string, out 
 
 	tip := chain.tip()
 	var meshTimes, btcdTimes []time.Duration
+	// CPU seconds each syncing node and the source used in each round.
+	var meshCPU, btcdCPU, meshSrcCPU, btcdSrcCPU []float64
 	for r := range rounds {
 		runMesh := func() {
 			if !doMesh {
-				meshTimes = append(meshTimes, 0)
+				meshTimes, meshCPU, meshSrcCPU = append(meshTimes, 0), append(meshCPU, 0), append(meshSrcCPU, 0)
 				return
 			}
-			d := syncMeshNode(t, mesh, src.p2p, tip, fmt.Sprintf("btcmesh-%d", r))
-			meshTimes = append(meshTimes, d)
+			srcBefore := src.cpuSeconds()
+			d, cpu := syncMeshNode(t, mesh, src.p2p, tip, fmt.Sprintf("btcmesh-%d", r))
+			meshTimes, meshCPU = append(meshTimes, d), append(meshCPU, cpu)
+			meshSrcCPU = append(meshSrcCPU, src.cpuSeconds()-srcBefore)
 			t.Logf("round %d: btcmesh synced in %s", r, d.Round(time.Millisecond))
 		}
 		runBtcd := func() {
 			if !doBtcd {
-				btcdTimes = append(btcdTimes, 0)
+				btcdTimes, btcdCPU, btcdSrcCPU = append(btcdTimes, 0), append(btcdCPU, 0), append(btcdSrcCPU, 0)
 				return
 			}
-			d := syncBtcdNode(t, btcd, src.p2p, tip, fmt.Sprintf("btcd-%d", r))
-			btcdTimes = append(btcdTimes, d)
+			srcBefore := src.cpuSeconds()
+			d, cpu := syncBtcdNode(t, btcd, src.p2p, tip, fmt.Sprintf("btcd-%d", r))
+			btcdTimes, btcdCPU = append(btcdTimes, d), append(btcdCPU, cpu)
+			btcdSrcCPU = append(btcdSrcCPU, src.cpuSeconds()-srcBefore)
 			t.Logf("round %d: btcd synced in %s", r, d.Round(time.Millisecond))
 		}
 		if r%2 == 0 {
@@ -119,6 +128,13 @@ func runSyncTable(t *testing.T, cfg syncChainCfg, rounds int, nodes string, out 
 		m, b := sum(meshTimes), sum(btcdTimes)
 		fmt.Fprintf(w, "sync\tall\t%d\t%d\t%.2f s\t%.2f s\t%.2f\t>= 1.5\t\n", len(chain.blocks), chain.ntx,
 			m.Seconds()/float64(rounds), b.Seconds()/float64(rounds), b.Seconds()/m.Seconds())
+	}
+	_ = w.Flush()
+	fmt.Fprintln(out, "CPU seconds used while syncing (the node itself / the source btcd serving it):")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "round\tbtcmesh\tits source\tbtcd\tits source\t")
+	for r := range rounds {
+		fmt.Fprintf(w, "%d\t%.1f s\t%.1f s\t%.1f s\t%.1f s\t\n", r, meshCPU[r], meshSrcCPU[r], btcdCPU[r], btcdSrcCPU[r])
 	}
 	_ = w.Flush()
 	m := sum(meshTimes).Seconds() / float64(rounds)
@@ -233,6 +249,29 @@ func (p *syncProc) stop() {
 }
 
 // exited reports the process's exit while it was expected to run.
+// cpuSeconds is the user and system CPU time the running process has
+// used so far (from /proc; 0 where there is none).
+func (p *syncProc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line, in clock ticks (100 a second
+	// on Linux).
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
 func (p *syncProc) exited() error {
 	select {
 	case err := <-p.done:
@@ -324,17 +363,18 @@ func startSyncSource(t *testing.T, bin string, c *syncChain) (*syncBtcd, time.Du
 
 // syncBtcdNode times a fresh btcd connected only to the source, from
 // process start until its best block is tip.
-func syncBtcdNode(t *testing.T, bin, source string, tip chainhash.Hash, name string) time.Duration {
+func syncBtcdNode(t *testing.T, bin, source string, tip chainhash.Hash, name string) (time.Duration, float64) {
 	t.Helper()
 	start := time.Now()
 	b := startSyncBtcd(t, bin, name, t.TempDir(), "--connect="+source)
 	defer b.stop()
-	return waitSyncTip(t, start, b.syncProc, tip, b.best)
+	d := waitSyncTip(t, start, b.syncProc, tip, b.best)
+	return d, b.cpuSeconds()
 }
 
 // syncMeshNode times a fresh `btcmesh node` connected only to the source,
 // from process start until getbestblockhash is tip.
-func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name string) time.Duration {
+func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name string) (time.Duration, float64) {
 	t.Helper()
 	grpcAddr := syncFreeAddr(t)
 	cc, err := grpcclient.Dial(grpcAddr)
@@ -348,6 +388,10 @@ func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name str
 	args := []string{"node", "--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
 		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0",
 		"--p2p-listen", syncFreeAddr(t), "--connect", source}
+	profile := os.Getenv("BTCMESH_BENCH_SYNC_PROFILE")
+	if profile != "" {
+		args = append(args, "--pprof")
+	}
 	args = append(args, strings.Fields(os.Getenv("BTCMESH_BENCH_SYNC_MESH_ARGS"))...)
 	p := startSyncProc(t, name, bin, args...)
 	defer p.stop()
@@ -355,8 +399,11 @@ func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name str
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go sampleSyncMetrics(ctx, start, metricsAddr, filepath.Join(dir, name+".metrics"))
+		if profile != "" {
+			go saveSyncProfile(t, metricsAddr, profile, filepath.Join(dir, name+".pprof"))
+		}
 	}
-	return waitSyncTip(t, start, p, tip, func() chainhash.Hash {
+	d := waitSyncTip(t, start, p, tip, func() chainhash.Hash {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		ci, err := hc.GetChainInfo(ctx, &headersv1.GetChainInfoRequest{})
@@ -369,6 +416,7 @@ func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name str
 		}
 		return *h
 	})
+	return d, p.cpuSeconds()
 }
 
 // waitSyncTip polls best every 100 ms until it is tip; it returns the
@@ -427,6 +475,32 @@ func sampleSyncMetrics(ctx context.Context, start time.Time, addr, path string) 
 	}
 }
 
+// saveSyncProfile fetches a CPU profile of length d (a duration) from the
+// node's /debug/pprof after 3 s into path.
+func saveSyncProfile(t *testing.T, addr, d, path string) {
+	dur, err := time.ParseDuration(d)
+	if err != nil {
+		t.Errorf("BTCMESH_BENCH_SYNC_PROFILE: %v", err)
+		return
+	}
+	time.Sleep(3 * time.Second)
+	client := &http.Client{Timeout: dur + 10*time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(dur.Seconds())))
+	if err != nil {
+		t.Logf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Logf("profile: status %d, %v", resp.StatusCode, err)
+		return
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Logf("profile: %v", err)
+	}
+}
+
 func syncFreeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -476,7 +550,6 @@ func syncMeshBinary(t *testing.T) string {
 	}
 	bin := filepath.Join(t.TempDir(), "btcmesh")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/btcmesh/btcmesh/cmd/btcmesh")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build btcmesh: %v\n%s", err, out)
 	}

@@ -32,6 +32,7 @@ type common struct {
 	datadir       string
 	grpcListen    string
 	metricsListen string
+	pprof         bool
 	logLevel      string
 	replicas      int
 	drainDelay    time.Duration
@@ -50,6 +51,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.datadir, "datadir", defaultDataDir(), "directory for stores (each service uses <datadir>/<network>/<service>)")
 	fs.StringVar(&c.grpcListen, "grpc-listen", defaultGRPCListen, "HOST:PORT serving the gRPC APIs")
 	fs.StringVar(&c.metricsListen, "metrics-listen", defaultMetricsListen, "HOST:PORT serving /metrics, /healthz and /readyz (empty disables)")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&c.replicas, "jetstream-replicas", 1, "copies JetStream keeps of btcmesh's streams and block bucket when creating them (3 in a NATS cluster)")
 	fs.DurationVar(&c.drainDelay, "shutdown-drain", 0, "how long to report NOT_SERVING before stopping on SIGTERM")
@@ -85,6 +87,9 @@ func (c *common) validate() (chain.Network, error) {
 	if err := config.CheckHostPort("grpc-listen", c.grpcListen); err != nil {
 		return chain.Network{}, err
 	}
+	if c.pprof && c.metricsListen == "" {
+		return chain.Network{}, errors.New("--pprof needs --metrics-listen")
+	}
 	if c.metricsListen != "" {
 		if err := config.CheckHostPort("metrics-listen", c.metricsListen); err != nil {
 			return chain.Network{}, err
@@ -117,7 +122,7 @@ func newRegistry() *prometheus.Registry {
 // runnerOptions turns the shared flags into runner options.
 func (c *common) runnerOptions(reg *prometheus.Registry, log *slog.Logger) runner.Options {
 	return runner.Options{
-		GRPCListen: c.grpcListen, MetricsListen: c.metricsListen, Registry: reg, Log: log,
+		GRPCListen: c.grpcListen, MetricsListen: c.metricsListen, Profiling: c.pprof, Registry: reg, Log: log,
 		Network: c.network, DrainDelay: c.drainDelay, StopTimeout: c.stopTimeout,
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -61,6 +62,8 @@ type Options struct {
 	// MetricsListen is the HOST:PORT of /metrics, /healthz and /readyz
 	// (empty disables it).
 	MetricsListen string
+	// Profiling adds Go's /debug/pprof/ handlers to the metrics server.
+	Profiling bool
 	// Registry gathers the metrics served on /metrics.
 	Registry *prometheus.Registry
 	// Log is the process logger.
@@ -237,6 +240,13 @@ func startHTTP(o Options, ready *readiness) (*http.Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if o.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(lis) }()
 	o.Log.Info("metrics serving", "addr", lis.Addr().String())
