@@ -70,7 +70,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 	defer s.dropSpecs()
 	hash := *block.Hash()
 	tr := s.newTrace()
-	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, tr)
+	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, false, tr)
 	if err != nil || !pending {
 		return resp, indexed, err
 	}
@@ -95,10 +95,12 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 // checks and storing it with HAVE_DATA. pending reports that the block is
 // stored and its fate is up to activateBestChain (resp is then only
 // partly filled: see outcome); otherwise resp is the final answer.
-// indexed is as for process. The caller holds s.mu and, after
-// activating, drops the speculations prepare started.
-func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored bool, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
-	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, tr)
+// indexed is as for process. sane says the block already passed the
+// context-free sanity checks (the intake runs them ahead, in parallel).
+// The caller holds s.mu and, after activating, drops the speculations
+// prepare started.
+func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
+	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, sane, tr)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -110,10 +112,9 @@ func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte,
 
 // prepareSteps is prepare's body: a nil resp (and nil error) means the
 // block is stored and awaits activation.
-func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []byte, stored bool, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
 	hash := *block.Hash()
 	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
-	params := s.deps.Network.Params
 
 	// 1. Already known?
 	known, found, err := s.getHeader(ctx, hash)
@@ -141,8 +142,10 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	// 2. Context-free sanity. A failure here does not mark the header
 	// invalid: the transactions may have been mutated by a relayer while
 	// the header is fine.
-	if err := blockchain.CheckBlockSanity(block, params.PowLimit, s.timeSource); err != nil {
-		return s.reject(resp, hash, err), found, nil
+	if !sane {
+		if err := s.checkSanity(block); err != nil {
+			return s.reject(resp, hash, err), found, nil
+		}
 	}
 
 	tr.mark("sanity")
@@ -226,6 +229,12 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	return nil, true, nil
 }
 
+// checkSanity runs the context-free block checks (btcd's CheckBlockSanity:
+// proof of work, merkle root, sizes, transaction sanity, timestamp).
+func (s *Service) checkSanity(block *btcutil.Block) error {
+	return blockchain.CheckBlockSanity(block, s.deps.Network.Params.PowLimit, s.timeSource)
+}
+
 // outcome fills resp with where the block hash, stored by prepare, ended
 // up after activateBestChain returned failures (step 7).
 func (s *Service) outcome(ctx context.Context, hash chainhash.Hash, resp *blockvalidatorv1.SubmitBlockResponse, failures map[chainhash.Hash]*rules.RuleError) (*blockvalidatorv1.SubmitBlockResponse, error) {
@@ -280,7 +289,7 @@ func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, bat
 			var err error
 			if batch != nil {
 				var pending bool
-				resp, indexed, pending, err = s.prepare(ctx, o.block, o.raw, o.stored, s.newTrace())
+				resp, indexed, pending, err = s.prepare(ctx, o.block, o.raw, o.stored, false, s.newTrace())
 				if err == nil && pending {
 					batch[o.hash] = o.block
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,31 +262,83 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// intakeLoop processes queued block.received events until ctx ends: it
-// waits for one, then takes whatever else has queued (up to intakeBatch)
-// without waiting, so a lone relayed block is not delayed.
+// intakeLoop processes queued block.received events until ctx ends, in
+// two stages: a loader takes one event, then whatever else has queued (up
+// to intakeBatch) without waiting, so a lone relayed block is not
+// delayed, and reads, decodes and sanity-checks the batch's blocks in
+// parallel; meanwhile the previous batch goes through the header steps
+// and chain activation here.
 func (s *Service) intakeLoop(ctx context.Context, intake <-chan jetstream.Msg) {
-	batch := make([]jetstream.Msg, 0, intakeBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case msg := <-intake:
-			batch = append(batch, msg)
-		}
-	drain:
-		for len(batch) < intakeBatch {
+	loaded := make(chan []*received, 1)
+	go func() {
+		defer close(loaded)
+		for {
+			batch := nextBatch(ctx, intake)
+			if batch == nil {
+				return
+			}
+			s.metrics.intakeBatch.Observe(float64(len(batch)))
 			select {
-			case msg := <-intake:
-				batch = append(batch, msg)
-			default:
-				break drain
+			case loaded <- s.loadBatch(ctx, batch):
+			case <-ctx.Done():
+				return
 			}
 		}
-		s.metrics.intakeBatch.Observe(float64(len(batch)))
-		s.handleBlocksReceived(ctx, batch)
+	}()
+	for items := range loaded {
+		s.handleBlocksReceived(ctx, items)
 	}
+}
+
+// nextBatch waits for one event, then takes what else has queued (up to
+// intakeBatch); nil once ctx ends.
+func nextBatch(ctx context.Context, intake <-chan jetstream.Msg) []jetstream.Msg {
+	var batch []jetstream.Msg
+	select {
+	case <-ctx.Done():
+		return nil
+	case msg := <-intake:
+		batch = append(batch, msg)
+	}
+	for len(batch) < intakeBatch {
+		select {
+		case msg := <-intake:
+			batch = append(batch, msg)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// loadBatch loads the batch's blocks (loadReceived) and runs their
+// sanity checks on all cores; events it cannot use are settled and left
+// out.
+func (s *Service) loadBatch(ctx context.Context, msgs []jetstream.Msg) []*received {
+	items := make([]*received, len(msgs))
+	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, msg := range msgs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			it := s.loadReceived(ctx, msg)
+			if it != nil {
+				// A failure is left for prepare to report in its place.
+				it.sane = s.checkSanity(it.block) == nil
+			}
+			items[i] = it
+		}()
+	}
+	wg.Wait()
+	out := items[:0]
+	for _, it := range items {
+		if it != nil {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // received is one block.received event of a batch and what became of it.
@@ -295,14 +348,16 @@ type received struct {
 	source string
 	block  *btcutil.Block
 	raw    []byte
-	resp   *blockvalidatorv1.SubmitBlockResponse
+	// sane: the block passed the context-free sanity checks.
+	sane bool
+	resp *blockvalidatorv1.SubmitBlockResponse
 	// pending: stored with HAVE_DATA, its fate decided by the batch's
 	// activation.
 	pending bool
 	err     error // a dependency failed: redeliver
 }
 
-// handleBlocksReceived processes a batch of block.received events. Each
+// handleBlocksReceived processes a loaded batch of block.received events. Each
 // block gets the steps before activation (prepare: sanity, header,
 // contextual checks, stored with HAVE_DATA), then the best chain is
 // activated once for the batch. An event is acked once its block was
@@ -310,13 +365,7 @@ type received struct {
 // activated after it was stored; it is redelivered later when a
 // dependency failed (an activation failure redelivers the whole batch:
 // the redelivered blocks are duplicates and activate the chain again).
-func (s *Service) handleBlocksReceived(ctx context.Context, msgs []jetstream.Msg) {
-	items := make([]*received, 0, len(msgs))
-	for _, msg := range msgs {
-		if it := s.loadReceived(ctx, msg); it != nil {
-			items = append(items, it)
-		}
-	}
+func (s *Service) handleBlocksReceived(ctx context.Context, items []*received) {
 	if len(items) == 0 {
 		return
 	}
@@ -382,7 +431,7 @@ func (s *Service) processReceived(ctx context.Context, items []*received) error 
 	cache := make(blockCache, len(items))
 	activate := false
 	for _, it := range items {
-		resp, indexed, pending, err := s.prepare(ctx, it.block, it.raw, true, s.newTrace())
+		resp, indexed, pending, err := s.prepare(ctx, it.block, it.raw, true, it.sane, s.newTrace())
 		if err != nil {
 			it.err = err
 			continue
