@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/btcmesh/btcmesh/internal/bus"
@@ -96,6 +97,7 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	}
 
 	url := p.natsURL
+	var natsOpts []nats.Option
 	if url == "" {
 		embedded, err := bus.StartEmbedded(dir, p.natsListen)
 		if err != nil {
@@ -104,9 +106,10 @@ func runInProcess(ctx context.Context, p inProcess) error {
 		}
 		defer embedded.Shutdown()
 		url = embedded.URL()
+		natsOpts = append(natsOpts, embedded.InProcess())
 		log.Info("embedded nats started", "url", url, "store", dir)
 	}
-	nc, err := bus.Connect(url, "node", log)
+	nc, err := bus.Connect(url, "node", log, natsOpts...)
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("--nats-url: %w", err)

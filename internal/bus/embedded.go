@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Embedded is a NATS server with JetStream running inside this process.
@@ -53,6 +54,11 @@ func StartEmbedded(dir, listen string) (*Embedded, error) {
 
 // URL is the client URL of the embedded server.
 func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// InProcess is the connection option that reaches this server through an
+// in-memory pipe instead of its TCP listener (same protocol, no socket
+// system calls); the server still listens for other processes.
+func (e *Embedded) InProcess() nats.Option { return nats.InProcessServer(e.srv) }
 
 // Shutdown stops the server and waits for it.
 func (e *Embedded) Shutdown() {
