@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/blockchain/fullblocktests"
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -65,7 +66,7 @@ func startFbNode(t *testing.T, net chain.Network) *fbNode {
 	}
 	ucfg := utxostore.DefaultConfig()
 	ucfg.DataDir = t.TempDir()
-	ucfg.SyncWrites = false
+	ucfg.SyncInterval = time.Minute // nothing here survives an OS crash anyway
 	us, err := utxostore.New(ucfg, deps())
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package teststack
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +47,7 @@ func New(t testing.TB) *Stack {
 	}
 	ucfg := utxostore.DefaultConfig()
 	ucfg.DataDir = t.TempDir()
-	ucfg.SyncWrites = false
+	ucfg.SyncInterval = time.Minute // nothing here survives an OS crash anyway
 	us, err := utxostore.New(ucfg, testenv.Deps(t, nc))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 )
 
 // Default tuning values.
@@ -20,6 +21,8 @@ const (
 	// DefaultCoinCacheMB is the default coin cache budget (about 600k
 	// coins).
 	DefaultCoinCacheMB = 64
+	// DefaultSyncInterval is how often written blocks are fsynced.
+	DefaultSyncInterval = time.Second
 )
 
 // Config holds the utxostore's settings.
@@ -31,8 +34,9 @@ type Config struct {
 	// MemTableMB is badger's memtable size in MiB
 	// (--utxostore-memtable-mb); one block's transaction may use 15% of it.
 	MemTableMB int
-	// SyncWrites fsyncs every commit (--utxostore-sync-writes).
-	SyncWrites bool
+	// SyncInterval is how often commits are fsynced
+	// (--utxostore-sync-interval); 0 fsyncs every commit.
+	SyncInterval time.Duration
 	// CoinCacheMB bounds the in-memory cache of recent and looked-up
 	// coins (--utxostore-coin-cache-mb); 0 disables it.
 	CoinCacheMB int
@@ -40,7 +44,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncWrites: true, CoinCacheMB: DefaultCoinCacheMB}
+	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncInterval: DefaultSyncInterval, CoinCacheMB: DefaultCoinCacheMB}
 }
 
 // RegisterFlags registers the utxostore's own tuning flags on fs.
@@ -49,8 +53,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CacheMB, "utxostore-cache-mb", d.CacheMB, "UTXO store: badger block cache size in MiB")
 	fs.IntVar(&c.MemTableMB, "utxostore-memtable-mb", d.MemTableMB,
 		"UTXO store: badger memtable size in MiB; one block's atomic write may use 15% of it")
-	fs.BoolVar(&c.SyncWrites, "utxostore-sync-writes", d.SyncWrites,
-		"UTXO store: fsync every block connect/disconnect (off: an OS crash may lose the last blocks, never half of one)")
+	fs.DurationVar(&c.SyncInterval, "utxostore-sync-interval", d.SyncInterval,
+		"UTXO store: fsync written blocks this often (0: at every block connect/disconnect); a process crash loses nothing either way, an OS crash at most this much, never half a block")
 	fs.IntVar(&c.CoinCacheMB, "utxostore-coin-cache-mb", d.CoinCacheMB,
 		"UTXO store: memory in MiB for recently created and looked-up coins, so block connects need not read them back (0: off)")
 }
@@ -62,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheMB < 1 {
 		return fmt.Errorf("--utxostore-cache-mb must be >= 1 (got %d)", c.CacheMB)
+	}
+	if c.SyncInterval < 0 {
+		return fmt.Errorf("--utxostore-sync-interval must be >= 0 (got %s)", c.SyncInterval)
 	}
 	if c.CoinCacheMB < 0 {
 		return fmt.Errorf("--utxostore-coin-cache-mb must be >= 0 (got %d)", c.CoinCacheMB)

@@ -28,7 +28,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestCrashConsistency")
 	}
-	st, err := openStore(storeOptions{dir: dir, cacheMB: 16, memTableMB: 64, syncWrites: true, coinCacheMB: 8,
+	st, err := openStore(storeOptions{dir: dir, cacheMB: 16, memTableMB: 64, syncEvery: DefaultSyncInterval, coinCacheMB: 8,
 		genesis: *regtest(t).Params.GenesisHash}, discardLog())
 	if err != nil {
 		t.Fatal(err)

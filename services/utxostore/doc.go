@@ -74,8 +74,10 @@
 // bytes in entries; the default 128 MiB memtable
 // (--utxostore-memtable-mb) allows ~19 MiB and ~200k entries per
 // transaction, enough for any 4 MB block (at most ~111k outputs or ~24k
-// inputs). Writes are fsynced at commit (--utxostore-sync-writes, default
-// true); with it off a process crash still loses nothing (the write-ahead
-// log is in the page cache) and an OS crash loses at most the last blocks,
-// still as whole transactions.
+// inputs). Commits are fsynced every second (--utxostore-sync-interval; 0
+// fsyncs each commit, which cost a sixth of sync time): a process crash
+// loses nothing (the write-ahead log is in the page cache) and an OS crash
+// loses at most the last interval's blocks, still as whole transactions,
+// which blockvalidator connects again at start (the store's tip is the
+// truth).
 package utxostore

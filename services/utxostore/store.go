@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
@@ -31,6 +32,10 @@ type store struct {
 	cache   *coinCache
 	// cur is the committed tip record (what readTip would return).
 	cur tipState
+
+	// stopSync ends the periodic fsync (nil when every commit syncs);
+	// syncDone is closed once it has.
+	stopSync, syncDone chan struct{}
 }
 
 // storeOptions are what openStore needs from Config.
@@ -38,7 +43,9 @@ type storeOptions struct {
 	dir        string
 	cacheMB    int
 	memTableMB int
-	syncWrites bool
+	// syncEvery is how often the write-ahead log is fsynced; 0 fsyncs
+	// every commit.
+	syncEvery time.Duration
 	// coinCacheMB bounds the coin cache; 0 disables it.
 	coinCacheMB int
 	genesis     chainhash.Hash
@@ -49,7 +56,7 @@ type storeOptions struct {
 func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	opts := badger.DefaultOptions(o.dir).
 		WithLogger(badgerLogger{log: log}).
-		WithSyncWrites(o.syncWrites).
+		WithSyncWrites(o.syncEvery == 0).
 		WithBlockCacheSize(int64(o.cacheMB) << 20).
 		// One block is one transaction: badger allows 15% of the memtable
 		// per transaction (see the package comment).
@@ -76,6 +83,10 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	}); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if o.syncEvery > 0 {
+		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
+		go s.syncLoop(o.syncEvery)
 	}
 	return s, nil
 }
@@ -115,7 +126,33 @@ func (s *store) init(genesis *chainhash.Hash) error {
 	})
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	if s.stopSync != nil {
+		close(s.stopSync)
+		<-s.syncDone
+	}
+	return s.db.Close()
+}
+
+// syncLoop fsyncs the store every interval until stopSync closes. Without
+// it commits reach the page cache only: a process crash loses nothing (the
+// write-ahead log is a shared mapping), an OS crash at most the commits of
+// the last interval, each whole or not at all.
+func (s *store) syncLoop(every time.Duration) {
+	defer close(s.syncDone)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopSync:
+			return
+		case <-tick.C:
+			if err := s.db.Sync(); err != nil {
+				s.log.Warn("utxo store fsync failed", "err", err)
+			}
+		}
+	}
+}
 
 func readTip(txn *badger.Txn) (tipState, error) {
 	item, err := txn.Get(tipKey())

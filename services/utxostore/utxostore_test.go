@@ -6,6 +6,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
@@ -40,6 +41,10 @@ func TestConfigFlagsAndValidation(t *testing.T) {
 	c.DataDir = "x"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	c.SyncInterval = -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--utxostore-sync-interval") {
+		t.Fatalf("want an error naming --utxostore-sync-interval, got %v", err)
 	}
 }
 
