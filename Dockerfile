@@ -1,6 +1,6 @@
 # btcmesh: one static binary on an empty base image.
 #
-# The binary is built on the host (`make build`: CGO_ENABLED=0, -trimpath),
+# The binary is built on the host (`make build`: statically linked, -trimpath),
 # so this file pulls nothing and builds without a registry. Build it with a
 # small context holding only what it copies (scripts/image.sh does this):
 #

@@ -27,7 +27,7 @@ build_btcmesh() {
   [ -x bin/btcmesh ] || { echo "image.sh: bin/btcmesh missing: run make build" >&2; exit 1; }
   # The image is FROM scratch: a dynamically linked binary would not start.
   if file bin/btcmesh 2>/dev/null | grep -q 'dynamically linked'; then
-    echo "image.sh: bin/btcmesh is dynamically linked; build it with CGO_ENABLED=0" >&2
+    echo "image.sh: bin/btcmesh is dynamically linked; build it with make build (static)" >&2
     exit 1
   fi
   echo "image.sh: building $BTCMESH_IMAGE"
