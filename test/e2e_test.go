@@ -3,6 +3,8 @@ package test
 import (
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,12 +22,20 @@ func TestNodeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts the btcmesh binary")
 	}
-	grpcAddr := freeAddr(t)
+	grpcAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	node := start(t, "node", grpcAddr, "node",
 		"--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
-		"--metrics-listen", freeAddr(t), "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
+		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
 	c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 	runScenario(t, c)
+	// One process validates its scripts in process, not over NATS.
+	body := httpGet(t, "http://"+metricsAddr+"/metrics")
+	if !strings.Contains(body, `btcmesh_txvalidator_jobs_total{mode="MODE_FULL",transport="local"}`) {
+		t.Error("no script batch was validated in process")
+	}
+	if strings.Contains(body, `transport="nats"`) {
+		t.Error("a script batch went over NATS in the single-process node")
+	}
 	if out := c.ok(t, "stop"); !strings.Contains(out, "stopping") {
 		t.Fatalf("stop said %q", out)
 	}
@@ -204,4 +214,19 @@ func containsString(list []any, s string) bool {
 		}
 	}
 	return false
+}
+
+// httpGet returns the body of a GET of url, failing the test otherwise.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }

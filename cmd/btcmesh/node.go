@@ -17,6 +17,7 @@ import (
 	"github.com/btcmesh/btcmesh/internal/config"
 	"github.com/btcmesh/btcmesh/internal/logging"
 	"github.com/btcmesh/btcmesh/internal/runner"
+	"github.com/btcmesh/btcmesh/services/txvalidator"
 )
 
 // runNode runs all six services in one process, sharing one gRPC server,
@@ -29,6 +30,8 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	c.register(fs)
 	natsURL := fs.String("nats-url", "", "external NATS server; empty runs an embedded one with JetStream under the data dir")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "HOST:PORT of the embedded NATS server (port 0 picks one)")
+	poolScripts := fs.Bool("scripts-over-nats", false,
+		"send script batches to the txvalidator pool on NATS, shared with validators attached to this node's NATS, instead of validating them in this process")
 	units := allUnits()
 	for _, u := range units {
 		u.register(fs)
@@ -47,7 +50,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return runInProcess(ctx, inProcess{
-		c: &c, network: network, natsURL: *natsURL, natsListen: *natsListen,
+		c: &c, network: network, natsURL: *natsURL, natsListen: *natsListen, poolScripts: *poolScripts,
 		units: units, names: startOrder, reg: newRegistry(), log: log,
 	})
 }
@@ -61,10 +64,13 @@ type inProcess struct {
 	network    chain.Network // the network c.validate resolved
 	natsURL    string        // empty runs an embedded server on natsListen
 	natsListen string
-	units      []unit   // adapters with their flags already parsed
-	names      []string // which units to start, in start order
-	reg        *prometheus.Registry
-	log        *slog.Logger
+	// poolScripts keeps script batches on the NATS pool even though a
+	// txvalidator runs in this process.
+	poolScripts bool
+	units       []unit   // adapters with their flags already parsed
+	names       []string // which units to start, in start order
+	reg         *prometheus.Registry
+	log         *slog.Logger
 	// onListen, when set, is called with the bound gRPC address before
 	// the services start (c.grpcListen may name port 0).
 	onListen func(addr string)
@@ -117,17 +123,23 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	defer nc.Close()
 
 	modules := make([]runner.Module, 0, len(p.names))
+	// local is this process's txvalidator once built: the services built
+	// after it validate scripts through it, without NATS.
+	var local runner.ScriptValidator
 	for _, name := range p.names {
 		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
 		if err != nil {
 			lis.Close()
 			return err
 		}
-		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network}
+		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network, Scripts: local}
 		m, err := unitNamed(p.units, name).build(deps)
 		if err != nil {
 			lis.Close()
 			return err
+		}
+		if tv, ok := m.(*txvalidator.Service); ok && !p.poolScripts {
+			local = tv
 		}
 		modules = append(modules, m)
 	}

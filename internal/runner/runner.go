@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	nodev1 "github.com/btcmesh/btcmesh/proto/btcmesh/node/v1"
+	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
 	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
@@ -53,6 +54,16 @@ type Deps struct {
 	NATS *nats.Conn
 	// Network is the chain the process runs.
 	Network chain.Network
+	// Scripts, when set, is a txvalidator running in this process:
+	// services validate scripts through it directly instead of sending
+	// batches to the NATS pool (`btcmesh node` with its own txvalidator).
+	Scripts ScriptValidator
+}
+
+// ScriptValidator checks batches of transactions: the txvalidator pool on
+// NATS (internal/scriptpool) or a txvalidator of the same process.
+type ScriptValidator interface {
+	Validate(ctx context.Context, req *txvalidatorv1.ValidateRequest) (*txvalidatorv1.ValidateResponse, error)
 }
 
 // Options configure the process around the services.

@@ -64,9 +64,10 @@ type Service struct {
 	utxoConn    *grpc.ClientConn
 	headers     headersv1.HeaderServiceClient
 	utxo        utxostorev1.UtxoStoreServiceClient
-	pool        *scriptpool.Client
-	scripts     *scriptCache // script-execution cache fed by tx.accepted
-	timeSource  blockchain.MedianTimeSource
+	// pool validates scripts: the NATS pool, or deps.Scripts.
+	pool       runner.ScriptValidator
+	scripts    *scriptCache // script-execution cache fed by tx.accepted
+	timeSource blockchain.MedianTimeSource
 
 	// set in Run before ready
 	runCtx context.Context
@@ -121,6 +122,10 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if err := pool.CountRetries(deps.Metrics); err != nil {
 		return nil, err
 	}
+	var scriptsVia runner.ScriptValidator = pool
+	if deps.Scripts != nil {
+		scriptsVia = deps.Scripts
+	}
 	hc, err := grpcclient.Dial(cfg.HeadersAddr)
 	if err != nil {
 		return nil, fmt.Errorf("headers client: %w", err)
@@ -141,7 +146,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		utxoConn:    uc,
 		headers:     headersv1.NewHeaderServiceClient(hc),
 		utxo:        utxostorev1.NewUtxoStoreServiceClient(uc),
-		pool:        pool,
+		pool:        scriptsVia,
 		timeSource:  blockchain.NewMedianTime(),
 		orphans:     newOrphanPool(cfg.MaxOrphans),
 		specs:       make(map[chainhash.Hash]*spec),

@@ -17,7 +17,6 @@ import (
 	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 	minerv1 "github.com/btcmesh/btcmesh/proto/btcmesh/miner/v1"
-	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
 	"github.com/btcmesh/btcmesh/internal/blockstore"
@@ -34,11 +33,6 @@ const (
 	scriptAttempts = 3
 )
 
-// validator checks transactions; *scriptpool.Client in production.
-type validator interface {
-	Validate(ctx context.Context, req *txvalidatorv1.ValidateRequest) (*txvalidatorv1.ValidateResponse, error)
-}
-
 // Service is the miner: mempool, block templates and hashing.
 type Service struct {
 	cfg     Config
@@ -52,7 +46,7 @@ type Service struct {
 	headers   headersv1.HeaderServiceClient
 	utxos     utxostorev1.UtxoStoreServiceClient
 	blocks    blockvalidatorv1.BlockValidatorServiceClient
-	scripts   validator
+	scripts   runner.ScriptValidator
 	store     *blockstore.Store
 	startedCh chan struct{}
 
@@ -137,6 +131,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.scripts = pool
+	if s.deps.Scripts != nil {
+		s.scripts = s.deps.Scripts
+	}
 
 	js, err := jetstream.New(s.deps.NATS)
 	if err != nil {

@@ -61,6 +61,13 @@ func (s *Service) Name() string { return "txvalidator" }
 // Ready is closed once the NATS worker is subscribed.
 func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 
+// Validate runs req in this process, for services of the same process
+// (runner.Deps.Scripts): the same checks as the pool and the gRPC API,
+// without encoding the batch. Its batches count with transport "local".
+func (s *Service) Validate(ctx context.Context, req *txvalidatorv1.ValidateRequest) (*txvalidatorv1.ValidateResponse, error) {
+	return s.eng.validate(ctx, req, "local")
+}
+
 // RegisterGRPC registers TxValidatorService on srv.
 func (s *Service) RegisterGRPC(srv *grpc.Server) {
 	txvalidatorv1.RegisterTxValidatorServiceServer(srv, &grpcServer{s: s})
