@@ -10,7 +10,6 @@ import (
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/btcsuite/btcd/blockchain/fullblocktests"
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -66,7 +65,6 @@ func startFbNode(t *testing.T, net chain.Network) *fbNode {
 	}
 	ucfg := utxostore.DefaultConfig()
 	ucfg.DataDir = t.TempDir()
-	ucfg.SyncInterval = time.Minute // nothing here survives an OS crash anyway
 	us, err := utxostore.New(ucfg, deps())
 	if err != nil {
 		t.Fatal(err)

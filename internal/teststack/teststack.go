@@ -6,7 +6,6 @@ package teststack
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +46,6 @@ func New(t testing.TB) *Stack {
 	}
 	ucfg := utxostore.DefaultConfig()
 	ucfg.DataDir = t.TempDir()
-	ucfg.SyncInterval = time.Minute // nothing here survives an OS crash anyway
 	us, err := utxostore.New(ucfg, testenv.Deps(t, nc))
 	if err != nil {
 		t.Fatal(err)

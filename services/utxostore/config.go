@@ -21,8 +21,9 @@ const (
 	// DefaultCoinCacheMB is the default coin cache budget (about 600k
 	// coins).
 	DefaultCoinCacheMB = 64
-	// DefaultSyncInterval is how often written blocks are fsynced.
-	DefaultSyncInterval = time.Second
+	// DefaultFlushInterval is how long connected blocks may stay in
+	// memory before they are written to badger.
+	DefaultFlushInterval = 10 * time.Second
 )
 
 // Config holds the utxostore's settings.
@@ -34,9 +35,10 @@ type Config struct {
 	// MemTableMB is badger's memtable size in MiB
 	// (--utxostore-memtable-mb); one block's transaction may use 15% of it.
 	MemTableMB int
-	// SyncInterval is how often commits are fsynced
-	// (--utxostore-sync-interval); 0 fsyncs every commit.
-	SyncInterval time.Duration
+	// FlushInterval is how long connected blocks' changes may stay in
+	// memory before one fsynced badger transaction writes them
+	// (--utxostore-flush-interval); 0 writes every block at once.
+	FlushInterval time.Duration
 	// CoinCacheMB bounds the in-memory cache of recent and looked-up
 	// coins (--utxostore-coin-cache-mb); 0 disables it.
 	CoinCacheMB int
@@ -44,7 +46,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, SyncInterval: DefaultSyncInterval, CoinCacheMB: DefaultCoinCacheMB}
+	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, FlushInterval: DefaultFlushInterval, CoinCacheMB: DefaultCoinCacheMB}
 }
 
 // RegisterFlags registers the utxostore's own tuning flags on fs.
@@ -53,8 +55,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CacheMB, "utxostore-cache-mb", d.CacheMB, "UTXO store: badger block cache size in MiB")
 	fs.IntVar(&c.MemTableMB, "utxostore-memtable-mb", d.MemTableMB,
 		"UTXO store: badger memtable size in MiB; one block's atomic write may use 15% of it")
-	fs.DurationVar(&c.SyncInterval, "utxostore-sync-interval", d.SyncInterval,
-		"UTXO store: fsync written blocks this often (0: at every block connect/disconnect); a process crash loses nothing either way, an OS crash at most this much, never half a block")
+	fs.DurationVar(&c.FlushInterval, "utxostore-flush-interval", d.FlushInterval,
+		"UTXO store: keep connected blocks' changes in memory at most this long, then write them in one fsynced transaction (sooner when they fill a sixth of the memtable; 0: every block); after a crash the store is at its last write and the blocks since are connected again")
 	fs.IntVar(&c.CoinCacheMB, "utxostore-coin-cache-mb", d.CoinCacheMB,
 		"UTXO store: memory in MiB for recently created and looked-up coins, so block connects need not read them back (0: off)")
 }
@@ -67,8 +69,8 @@ func (c *Config) Validate() error {
 	if c.CacheMB < 1 {
 		return fmt.Errorf("--utxostore-cache-mb must be >= 1 (got %d)", c.CacheMB)
 	}
-	if c.SyncInterval < 0 {
-		return fmt.Errorf("--utxostore-sync-interval must be >= 0 (got %s)", c.SyncInterval)
+	if c.FlushInterval < 0 {
+		return fmt.Errorf("--utxostore-flush-interval must be >= 0 (got %s)", c.FlushInterval)
 	}
 	if c.CoinCacheMB < 0 {
 		return fmt.Errorf("--utxostore-coin-cache-mb must be >= 0 (got %d)", c.CoinCacheMB)

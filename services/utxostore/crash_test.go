@@ -15,7 +15,10 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 )
 
-const crashDirEnv = "BTCMESH_UTXOSTORE_CRASH_DIR"
+const (
+	crashDirEnv   = "BTCMESH_UTXOSTORE_CRASH_DIR"
+	crashFlushEnv = "BTCMESH_UTXOSTORE_CRASH_FLUSH"
+)
 
 func crashChain(t testing.TB) []*wire.MsgBlock {
 	return chainSpec(*regtest(t).Params.GenesisHash, 1, 40, 400, 0)
@@ -28,7 +31,11 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestCrashConsistency")
 	}
-	st, err := openStore(storeOptions{dir: dir, cacheMB: 16, memTableMB: 64, syncEvery: DefaultSyncInterval, coinCacheMB: 8,
+	flush, err := time.ParseDuration(os.Getenv(crashFlushEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(storeOptions{dir: dir, cacheMB: 16, memTableMB: 64, flushEvery: flush, coinCacheMB: 8,
 		genesis: *regtest(t).Params.GenesisHash}, discardLog())
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +75,14 @@ func TestCrashConsistency(t *testing.T) {
 	refHeight := int32(0)
 
 	last := int32(0)
-	for round := 0; round < 3 && last < int32(len(blocks)); round++ {
-		killAfter := last + 2
-		crashOnce(t, dir, killAfter, time.Duration(rand.IntN(15))*time.Millisecond)
+	for round := 0; round < 4 && last < int32(len(blocks)); round++ {
+		// Even rounds write every block (each connect is durable once it
+		// returns); odd rounds keep blocks in memory between flushes every
+		// 20 ms and run longer, so that the kill lands after some flushes
+		// (it loses the blocks since the last one, whole).
+		flush := time.Duration(round%2) * 20 * time.Millisecond
+		killAfter := last + 2 + int32(round%2)*16
+		crashOnce(t, dir, killAfter, flush, time.Duration(rand.IntN(15))*time.Millisecond)
 
 		st, err := openStore(storeOptions{dir: dir, cacheMB: 16, memTableMB: 64, genesis: genesis}, discardLog())
 		if err != nil {
@@ -80,8 +92,11 @@ func TestCrashConsistency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tip.height < killAfter || tip.hash != blocks[tip.height-1].BlockHash() {
-			t.Fatalf("round %d: recovered tip %s/%d is not a block of the chain at or after %d", round, tip.hash, tip.height, killAfter)
+		if flush == 0 && tip.height < killAfter {
+			t.Fatalf("round %d: recovered at height %d, but block %d had been connected", round, tip.height, killAfter)
+		}
+		if tip.height < last || tip.height > int32(len(blocks)) || (tip.height > 0 && tip.hash != blocks[tip.height-1].BlockHash()) {
+			t.Fatalf("round %d: recovered tip %s/%d is not a block of the chain at or after %d", round, tip.hash, tip.height, last)
 		}
 		got, err := st.stats(context.Background())
 		if err != nil {
@@ -121,10 +136,10 @@ func TestCrashConsistency(t *testing.T) {
 
 // crashOnce runs TestCrashChild on dir and SIGKILLs it delay after it
 // reports block killAfter.
-func crashOnce(t *testing.T, dir string, killAfter int32, delay time.Duration) {
+func crashOnce(t *testing.T, dir string, killAfter int32, flush, delay time.Duration) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashFlushEnv+"="+flush.String())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

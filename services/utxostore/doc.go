@@ -74,10 +74,12 @@
 // bytes in entries; the default 128 MiB memtable
 // (--utxostore-memtable-mb) allows ~19 MiB and ~200k entries per
 // transaction, enough for any 4 MB block (at most ~111k outputs or ~24k
-// inputs). Commits are fsynced every second (--utxostore-sync-interval; 0
-// fsyncs each commit, which cost a sixth of sync time): a process crash
-// loses nothing (the write-ahead log is in the page cache) and an OS crash
-// loses at most the last interval's blocks, still as whole transactions,
-// which blockvalidator connects again at start (the store's tip is the
-// truth).
+// inputs). Connected and disconnected blocks change an in-memory layer
+// first (pending.go), as Bitcoin Core's coins cache does; a flush writes
+// it with the tip record in one fsynced transaction every
+// --utxostore-flush-interval (10 s), sooner when it fills a sixth of the
+// memtable, and at shutdown. Outputs created and spent between two flushes
+// never reach badger. A crash at any moment leaves badger at the last
+// flush, a consistent set; blockvalidator then connects the blocks since
+// again from the block store (the store's tip is the truth).
 package utxostore

@@ -62,7 +62,7 @@ func (s *Service) Run(ctx context.Context) error {
 		dir:         s.cfg.DataDir,
 		cacheMB:     s.cfg.CacheMB,
 		memTableMB:  s.cfg.MemTableMB,
-		syncEvery:   s.cfg.SyncInterval,
+		flushEvery:  s.cfg.FlushInterval,
 		coinCacheMB: s.cfg.CoinCacheMB,
 		genesis:     *s.deps.Network.Params.GenesisHash,
 	}, s.deps.Log)

@@ -64,10 +64,17 @@ func boolBit(b bool) uint32 {
 	return 0
 }
 
-// stats scans the whole set in one snapshot.
+// stats scans the whole set in one snapshot, after writing the pending
+// changes (the scan reads badger alone).
 func (s *store) stats(ctx context.Context) (stats, error) {
+	s.mu.Lock()
+	err := s.flushLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return stats{}, err
+	}
 	var st stats
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		var err error
 		if st.tip, err = readTip(txn); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/skl"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -25,17 +26,27 @@ type store struct {
 	log *slog.Logger
 	mu  sync.Mutex
 
-	// cacheMu guards cache and cur. Writers (holding mu) change both
-	// together right after a commit, so a reader holding cacheMu sees a
-	// cache that describes exactly the set at cur.
+	// cacheMu guards cache, pend, cur and flushed. Writers (holding mu)
+	// change them together, so a reader holding cacheMu sees pending
+	// changes, a cache and a tip that describe exactly the set at cur.
 	cacheMu sync.RWMutex
 	cache   *coinCache
-	// cur is the committed tip record (what readTip would return).
-	cur tipState
+	// pend is what changed since the last flush (see pending).
+	pend *pending
+	// cur is the tip the set reflects (flushed plus pending); flushed is
+	// badger's tip record.
+	cur, flushed tipState
 
-	// stopSync ends the periodic fsync (nil when every commit syncs);
-	// syncDone is closed once it has.
-	stopSync, syncDone chan struct{}
+	// flushEvery is the longest pending changes wait (0: flush every
+	// block); lastFlush is when the last flush ran. txnEntries and
+	// txnBytes are what one badger transaction holds.
+	flushEvery           time.Duration
+	lastFlush            time.Time
+	txnEntries, txnBytes int
+
+	// stopFlush ends the periodic flush (nil when every block flushes);
+	// flushDone is closed once it has.
+	stopFlush, flushDone chan struct{}
 }
 
 // storeOptions are what openStore needs from Config.
@@ -43,9 +54,9 @@ type storeOptions struct {
 	dir        string
 	cacheMB    int
 	memTableMB int
-	// syncEvery is how often the write-ahead log is fsynced; 0 fsyncs
-	// every commit.
-	syncEvery time.Duration
+	// flushEvery is how long connected blocks may stay in memory before
+	// they are written; 0 writes every block at once.
+	flushEvery time.Duration
 	// coinCacheMB bounds the coin cache; 0 disables it.
 	coinCacheMB int
 	genesis     chainhash.Hash
@@ -56,7 +67,8 @@ type storeOptions struct {
 func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	opts := badger.DefaultOptions(o.dir).
 		WithLogger(badgerLogger{log: log}).
-		WithSyncWrites(o.syncEvery == 0).
+		// Flushes are rare and each is a consistent state: fsync them.
+		WithSyncWrites(true).
 		WithBlockCacheSize(int64(o.cacheMB) << 20).
 		// One block is one transaction: badger allows 15% of the memtable
 		// per transaction (see the package comment).
@@ -71,7 +83,13 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open utxo store %s: %w", o.dir, err)
 	}
-	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20)}
+	// A flush must fit one badger transaction: 15% of the memtable in
+	// bytes and in skiplist nodes. One block may use all of it; pending
+	// changes are flushed before they pass half.
+	batch := (o.memTableMB << 20) * 15 / 100
+	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(),
+		flushEvery: o.flushEvery, lastFlush: time.Now(),
+		txnEntries: batch / skl.MaxNodeSize, txnBytes: batch}
 	if err := s.init(&o.genesis); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -84,9 +102,10 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if o.syncEvery > 0 {
-		s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
-		go s.syncLoop(o.syncEvery)
+	s.flushed = s.cur
+	if o.flushEvery > 0 {
+		s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
+		go s.flushLoop(o.flushEvery)
 	}
 	return s, nil
 }
@@ -127,30 +146,98 @@ func (s *store) init(genesis *chainhash.Hash) error {
 }
 
 func (s *store) close() error {
-	if s.stopSync != nil {
-		close(s.stopSync)
-		<-s.syncDone
+	if s.stopFlush != nil {
+		close(s.stopFlush)
+		<-s.flushDone
 	}
-	return s.db.Close()
+	s.mu.Lock()
+	err := s.flushLocked()
+	s.mu.Unlock()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
-// syncLoop fsyncs the store every interval until stopSync closes. Without
-// it commits reach the page cache only: a process crash loses nothing (the
-// write-ahead log is a shared mapping), an OS crash at most the commits of
-// the last interval, each whole or not at all.
-func (s *store) syncLoop(every time.Duration) {
-	defer close(s.syncDone)
-	tick := time.NewTicker(every)
+// flushLoop flushes pending changes that waited flushEvery, until
+// stopFlush closes (blocks connecting flush as they go; this catches a
+// chain that stopped moving).
+func (s *store) flushLoop(every time.Duration) {
+	defer close(s.flushDone)
+	tick := time.NewTicker(every / 2)
 	defer tick.Stop()
 	for {
 		select {
-		case <-s.stopSync:
+		case <-s.stopFlush:
 			return
 		case <-tick.C:
-			if err := s.db.Sync(); err != nil {
-				s.log.Warn("utxo store fsync failed", "err", err)
+			s.mu.Lock()
+			if time.Since(s.lastFlush) >= every {
+				if err := s.flushLocked(); err != nil {
+					s.log.Error("utxo store flush failed; will retry", "err", err)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// flushLocked writes the pending changes and the tip record to badger in
+// one fsynced transaction; the caller holds mu. Badger then holds the
+// set at cur. On failure nothing pending is dropped (a retry writes the
+// same values).
+func (s *store) flushLocked() error {
+	s.lastFlush = time.Now()
+	if s.pend.entries() == 0 && s.cur == s.flushed {
+		return nil
+	}
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for op, e := range s.pend.coins {
+		k := coinKey(&op.Hash, op.Index)
+		var err error
+		if e.val == nil {
+			err = txn.Delete(k)
+		} else {
+			err = txn.Set(k, e.val)
+		}
+		if err != nil {
+			return txnErr(err)
+		}
+	}
+	for h := range s.pend.undoGone {
+		if _, again := s.pend.undo[h]; !again {
+			if err := txn.Delete(undoKey(&h)); err != nil {
+				return txnErr(err)
 			}
 		}
+	}
+	for h, rec := range s.pend.undo {
+		if err := txn.Set(undoKey(&h), rec); err != nil {
+			return txnErr(err)
+		}
+	}
+	if err := txn.Set(tipKey(), s.cur.encode()); err != nil {
+		return txnErr(err)
+	}
+	if err := txn.Commit(); err != nil {
+		return txnErr(err)
+	}
+	s.cacheMu.Lock()
+	s.pend, s.flushed = newPending(), s.cur
+	s.cacheMu.Unlock()
+	return nil
+}
+
+// afterChange flushes once the pending changes waited flushEvery (at once
+// when it is 0); the caller holds mu. A failed flush keeps them pending:
+// the block is connected in memory and the next flush retries.
+func (s *store) afterChange() {
+	if time.Since(s.lastFlush) < s.flushEvery {
+		return
+	}
+	if err := s.flushLocked(); err != nil {
+		s.log.Error("utxo store flush failed; will retry", "err", err)
 	}
 }
 
@@ -206,7 +293,9 @@ type newCoin struct {
 	spent     bool   // spent later in the same block: never written
 }
 
-// connect applies blk at height in one badger transaction.
+// connect applies blk at height: to the pending changes, which a flush
+// writes to badger (see pending); with flushEvery 0 at once, in one badger
+// transaction.
 //
 // What it verifies and what it trusts: the block must extend the tip
 // (height and parent), and every input must spend a coin that is in the
@@ -221,9 +310,9 @@ type newCoin struct {
 // coinbase outputs can overwrite a coin: the store looks those up (to keep
 // its counters exact) and writes the other new outputs without reading.
 //
-// The badger transaction only writes (deletes, sets, the undo record and
-// the tip record): every read happens before the first write, and an
-// output created and spent in the same block is never written at all.
+// Every read happens before the first change, so a failure changes
+// nothing, and an output created and spent in the same block is never
+// recorded at all.
 func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -275,6 +364,16 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 					return connectResult{}, missingInput(txid, j, op)
 				}
 				seen[op] = struct{}{}
+				if v, ok := s.pend.get(op); ok {
+					if v == nil {
+						s.cacheMu.RUnlock()
+						return connectResult{}, missingInput(txid, j, op)
+					}
+					spentExt = append(spentExt, op)
+					spentVals = append(spentVals, v)
+					res.cacheHits++
+					continue
+				}
 				spentExt = append(spentExt, op)
 				if v, ok := s.cache.get(op); ok {
 					spentVals = append(spentVals, v)
@@ -301,7 +400,7 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 	}
 	s.cacheMu.RUnlock()
 
-	txn := s.db.NewTransaction(true)
+	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
 	for k, op := range missOp {
 		item, err := txn.Get(coinKey(&op.Hash, op.Index))
@@ -358,57 +457,60 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 		tip.amount += c.amount
 	}
 
-	// Pass 2: writes only.
-	for _, op := range spentExt {
-		if err := txn.Delete(coinKey(&op.Hash, op.Index)); err != nil {
-			return connectResult{}, txnErr(err)
-		}
-	}
+	// The block's changes must fit one flush; make room first when they
+	// would take the pending changes past half of one.
+	add := len(spentExt) + len(created) + 2
+	addBytes := len(undo) + len(spentExt)*(coinKeyLen+2) + 64
 	for _, nc := range created {
-		var err error
-		switch {
-		case !nc.spent:
-			err = txn.Set(coinKey(&nc.op.Hash, nc.op.Index), nc.val)
-		case nc.overwrote:
-			err = txn.Delete(coinKey(&nc.op.Hash, nc.op.Index))
+		addBytes += coinKeyLen + 2 + len(nc.val)
+	}
+	if add > s.txnEntries || addBytes > s.txnBytes {
+		return connectResult{}, txnErr(badger.ErrTxnTooBig)
+	}
+	if n := s.pend.entries(); n > 0 && (n+add > s.txnEntries/2 || s.pend.bytes+addBytes > s.txnBytes/2) {
+		if err := s.flushLocked(); err != nil {
+			return connectResult{}, err
 		}
-		if err != nil {
-			return connectResult{}, txnErr(err)
-		}
-	}
-	if err := txn.Set(undoKey(&hash), undo); err != nil {
-		return connectResult{}, txnErr(err)
-	}
-	tip.hash, tip.height = hash, height
-	if err := txn.Set(tipKey(), tip.encode()); err != nil {
-		return connectResult{}, txnErr(err)
-	}
-	if err := txn.Commit(); err != nil {
-		s.resetCache()
-		return connectResult{}, txnErr(err)
 	}
 
+	// Pass 2: record the changes.
 	s.cacheMu.Lock()
 	for _, op := range spentExt {
+		s.pend.spend(op)
 		s.cache.del(op)
 	}
 	for _, nc := range created {
-		if nc.spent {
-			s.cache.del(nc.op)
-		} else {
+		switch {
+		case !nc.spent:
+			s.pend.create(nc.op, nc.val, nc.overwrote)
 			s.cache.put(nc.op, nc.val)
+		case nc.overwrote:
+			s.pend.spend(nc.op) // the overwritten coin is gone too
+			s.cache.del(nc.op)
 		}
 	}
+	s.pend.addUndo(hash, undo)
+	tip.hash, tip.height = hash, height
 	s.cur = tip
 	s.cacheMu.Unlock()
+	s.afterChange()
 	res.tip, res.spent, res.created = tip, len(spentVals), len(created)
 	return res, nil
 }
 
-// coinAt reads one coin: from the cache, else from txn.
+// coinAt reads one coin at cur: from the pending changes, the cache, else
+// from txn (badger holds the flushed set; pending names every outpoint
+// changed since).
 func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin, bool, error) {
 	s.cacheMu.RLock()
-	v, ok := s.cache.get(op)
+	v, ok := s.pend.get(op)
+	if ok && v == nil {
+		s.cacheMu.RUnlock()
+		return coin{}, false, nil
+	}
+	if !ok {
+		v, ok = s.cache.get(op)
+	}
 	s.cacheMu.RUnlock()
 	if ok {
 		c, _, err := decodeCoin(v)
@@ -436,156 +538,144 @@ func findInput(blk *wire.MsgBlock, op wire.OutPoint) (chainhash.Hash, int) {
 	return chainhash.Hash{}, 0
 }
 
-// resetCache empties the coin cache and reloads cur from badger, after a
-// commit whose outcome is unknown.
-func (s *store) resetCache() {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	s.cache.reset()
-	if err := s.db.View(func(txn *badger.Txn) error {
-		t, err := readTip(txn)
-		if err == nil {
-			s.cur = t
-		}
-		return err
-	}); err != nil {
-		s.log.Error("reload tip after failed commit", "err", err)
+// undoRecord reads the undo record of hash: pending, or flushed to badger.
+func (s *store) undoRecord(txn *badger.Txn, hash chainhash.Hash) ([]byte, error) {
+	rec, ok, gone := s.pend.undoOf(hash)
+	if ok {
+		return rec, nil
 	}
+	if gone {
+		return nil, fmt.Errorf("read undo data of %s: already disconnected", hash)
+	}
+	item, err := txn.Get(undoKey(&hash))
+	if err != nil {
+		return nil, fmt.Errorf("read undo data of %s: %w", hash, err)
+	}
+	rec, err = item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read undo data of %s: %w", hash, err)
+	}
+	return rec, nil
 }
 
-// disconnect undoes blk, which must be the tip, in one badger transaction.
+// disconnect undoes blk, which must be the tip, as one change of the set
+// (pending until the next flush, like connect's).
 func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	hash := blk.BlockHash()
-	var newTip tipState
-	// changes are the coin writes in the order they are made (nil value:
-	// deleted), replayed on the cache after the commit: the same outpoint
-	// can be restored and then deleted (an output spent in its own block).
+	tip := s.cur
+	if hash != tip.hash {
+		return tipState{}, status.Errorf(codes.FailedPrecondition, "block %s is not the tip %s (height %d)", hash, tip.hash, tip.height)
+	}
+	if tip.height == 0 {
+		return tipState{}, status.Errorf(codes.FailedPrecondition, "cannot disconnect the genesis block %s", hash)
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	undo, err := s.undoRecord(txn, hash)
+	if err != nil {
+		return tipState{}, err
+	}
+	spent, err := splitUndo(undo)
+	if err != nil {
+		return tipState{}, fmt.Errorf("undo data of %s: %w", hash, err)
+	}
+	want := 0
+	for i, tx := range blk.Transactions {
+		if !(i == 0 && isCoinbase(tx)) {
+			want += len(tx.TxIn)
+		}
+	}
+	if want != len(spent) {
+		return tipState{}, fmt.Errorf("undo data of %s holds %d coins, the block spends %d", hash, len(spent), want)
+	}
+	// changes are the coin changes in the order they are made (nil val:
+	// removed), applied once all are known: the same outpoint can be
+	// restored and then removed (an output spent in its own block).
+	// existed is whether the outpoint held a coin just before.
 	type change struct {
-		op  wire.OutPoint
-		val []byte
+		op      wire.OutPoint
+		val     []byte
+		existed bool
 	}
 	var changes []change
-	touched := make(map[wire.OutPoint]struct{})
-	// readCoin reads op as this transaction sees it: the cache describes the
-	// state before it, so outpoints it already wrote are read from txn.
-	readCoin := func(txn *badger.Txn, op wire.OutPoint) (coin, bool, error) {
-		if _, ok := touched[op]; ok {
-			return getCoin(txn, coinKey(&op.Hash, op.Index))
+	now := make(map[wire.OutPoint][]byte) // outpoints changed so far (nil: no coin)
+	read := func(op wire.OutPoint) (coin, bool, error) {
+		if v, ok := now[op]; ok {
+			if v == nil {
+				return coin{}, false, nil
+			}
+			c, _, err := decodeCoin(v)
+			return c, err == nil, err
 		}
 		return s.coinAt(txn, op)
 	}
-	applied := false
-	err := s.db.Update(func(txn *badger.Txn) error {
-		tip := s.cur
-		if hash != tip.hash {
-			return status.Errorf(codes.FailedPrecondition, "block %s is not the tip %s (height %d)", hash, tip.hash, tip.height)
-		}
-		if tip.height == 0 {
-			return status.Errorf(codes.FailedPrecondition, "cannot disconnect the genesis block %s", hash)
-		}
-		item, err := txn.Get(undoKey(&hash))
-		if err != nil {
-			return fmt.Errorf("read undo data of %s: %w", hash, err)
-		}
-		undo, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read undo data of %s: %w", hash, err)
-		}
-		spent, err := splitUndo(undo)
-		if err != nil {
-			return fmt.Errorf("undo data of %s: %w", hash, err)
-		}
-		want := 0
-		for i, tx := range blk.Transactions {
-			if !(i == 0 && isCoinbase(tx)) {
-				want += len(tx.TxIn)
-			}
-		}
-		if want != len(spent) {
-			return fmt.Errorf("undo data of %s holds %d coins, the block spends %d", hash, len(spent), want)
-		}
-		next := len(spent)
-		for i := len(blk.Transactions) - 1; i >= 0; i-- {
-			tx := blk.Transactions[i]
-			txid := tx.TxHash()
-			for vout := len(tx.TxOut) - 1; vout >= 0; vout-- {
-				if unspendable(tx.TxOut[vout].PkScript) {
-					continue
-				}
-				k := coinKey(&txid, uint32(vout))
-				old, found, err := readCoin(txn, wire.OutPoint{Hash: txid, Index: uint32(vout)})
-				if err != nil {
-					return err
-				}
-				if !found {
-					s.log.Warn("disconnect: output already missing", "txid", txid.String(), "vout", vout)
-					continue
-				}
-				tip.txouts--
-				tip.amount -= old.amount
-				if err := txn.Delete(k); err != nil {
-					return txnErr(err)
-				}
-				changes = append(changes, change{op: wire.OutPoint{Hash: txid, Index: uint32(vout)}})
-				touched[wire.OutPoint{Hash: txid, Index: uint32(vout)}] = struct{}{}
-			}
-			if i == 0 && isCoinbase(tx) {
+	next := len(spent)
+	for i := len(blk.Transactions) - 1; i >= 0; i-- {
+		tx := blk.Transactions[i]
+		txid := tx.TxHash()
+		for vout := len(tx.TxOut) - 1; vout >= 0; vout-- {
+			if unspendable(tx.TxOut[vout].PkScript) {
 				continue
 			}
-			for j := len(tx.TxIn) - 1; j >= 0; j-- {
-				next--
-				op := tx.TxIn[j].PreviousOutPoint
-				k := coinKey(&op.Hash, op.Index)
-				c, _, err := decodeCoin(spent[next])
-				if err != nil {
-					return fmt.Errorf("undo data of %s: %w", hash, err)
-				}
-				if old, found, err := getCoin(txn, k); err != nil {
-					return err
-				} else if found {
-					s.log.Warn("disconnect: restored output already present", "txid", op.Hash.String(), "vout", op.Index)
-					tip.txouts--
-					tip.amount -= old.amount
-				}
-				if err := txn.Set(k, spent[next]); err != nil {
-					return txnErr(err)
-				}
-				changes = append(changes, change{op: op, val: spent[next]})
-				touched[op] = struct{}{}
-				tip.txouts++
-				tip.amount += c.amount
+			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
+			old, found, err := read(op)
+			if err != nil {
+				return tipState{}, err
 			}
+			if !found {
+				s.log.Warn("disconnect: output already missing", "txid", txid.String(), "vout", vout)
+				continue
+			}
+			tip.txouts--
+			tip.amount -= old.amount
+			changes = append(changes, change{op: op, existed: true})
+			now[op] = nil
 		}
-		if err := txn.Delete(undoKey(&hash)); err != nil {
-			return txnErr(err)
+		if i == 0 && isCoinbase(tx) {
+			continue
 		}
-		tip.hash, tip.height = blk.Header.PrevBlock, tip.height-1
-		if err := txn.Set(tipKey(), tip.encode()); err != nil {
-			return txnErr(err)
+		for j := len(tx.TxIn) - 1; j >= 0; j-- {
+			next--
+			op := tx.TxIn[j].PreviousOutPoint
+			c, _, err := decodeCoin(spent[next])
+			if err != nil {
+				return tipState{}, fmt.Errorf("undo data of %s: %w", hash, err)
+			}
+			old, found, err := read(op)
+			if err != nil {
+				return tipState{}, err
+			}
+			if found {
+				s.log.Warn("disconnect: restored output already present", "txid", op.Hash.String(), "vout", op.Index)
+				tip.txouts--
+				tip.amount -= old.amount
+			}
+			val := bytes.Clone(spent[next]) // not the whole undo record
+			changes = append(changes, change{op: op, val: val, existed: found})
+			now[op] = val
+			tip.txouts++
+			tip.amount += c.amount
 		}
-		newTip = tip
-		applied = true
-		return nil
-	})
-	if err != nil {
-		if applied {
-			s.resetCache() // the commit failed: its outcome is unknown
-		}
-		return tipState{}, err
 	}
+	tip.hash, tip.height = blk.Header.PrevBlock, tip.height-1
+
 	s.cacheMu.Lock()
 	for _, c := range changes {
 		if c.val == nil {
+			s.pend.spend(c.op)
 			s.cache.del(c.op)
 		} else {
-			s.cache.put(c.op, bytes.Clone(c.val)) // not the whole undo record
+			s.pend.create(c.op, c.val, c.existed)
+			s.cache.put(c.op, c.val)
 		}
 	}
-	s.cur = newTip
+	s.pend.dropUndo(hash)
+	s.cur = tip
 	s.cacheMu.Unlock()
-	return newTip, nil
+	s.afterChange()
+	return tip, nil
 }
 
 // splitUndo splits an undo record into its encoded coins.
@@ -644,73 +734,72 @@ type lookup struct {
 	coin  coin
 }
 
-// lookupMany answers many outpoints and the tip they reflect. Coins in the
-// cache are answered from it; the rest are read from a badger snapshot
-// that must be at the same tip (otherwise a block was committed in between
-// and every outpoint is read from the snapshot). Coins read from badger
-// are added to the cache when it still reflects the snapshot's tip: they
-// are usually about to be spent by the block being validated.
+// lookupMany answers many outpoints and the tip they reflect: from the
+// pending changes, the coin cache, or a badger snapshot, all read under
+// one hold of cacheMu, so the answers are the set at one tip (a flush
+// running meanwhile only writes outpoints pending answers). Coins read
+// from badger are added to the cache when the tip has not moved since:
+// they are usually about to be spent by the block being validated.
 func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 	out := make([]lookup, len(ops))
-	var miss []int
+	var found []int
+	var vals [][]byte
 	s.cacheMu.RLock()
 	tip := s.cur
-	for i := range ops {
-		v, ok := s.cache.get(ops[i])
-		if !ok {
-			miss = append(miss, i)
-			continue
+	err := func() error {
+		var miss []int
+		for i := range ops {
+			v, ok := s.pend.get(ops[i])
+			if ok && v == nil {
+				continue // spent since the flush
+			}
+			if !ok {
+				v, ok = s.cache.get(ops[i])
+			}
+			if !ok {
+				miss = append(miss, i)
+				continue
+			}
+			c, _, err := decodeCoin(v)
+			if err != nil {
+				return fmt.Errorf("coin %s: %w", ops[i], err)
+			}
+			out[i] = lookup{found: true, coin: c}
 		}
-		c, _, err := decodeCoin(v)
-		if err != nil {
-			s.cacheMu.RUnlock()
-			return nil, tipState{}, fmt.Errorf("cached coin %s: %w", ops[i], err)
+		if len(miss) == 0 {
+			return nil
 		}
-		out[i] = lookup{found: true, coin: c}
-	}
+		txn := s.db.NewTransaction(false)
+		defer txn.Discard()
+		for _, i := range miss {
+			item, err := txn.Get(coinKey(&ops[i].Hash, ops[i].Index))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+			}
+			c, _, err := decodeCoin(v)
+			if err != nil {
+				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
+			}
+			out[i] = lookup{found: true, coin: c}
+			found = append(found, i)
+			vals = append(vals, v)
+		}
+		return nil
+	}()
 	s.cacheMu.RUnlock()
-	if len(miss) == 0 {
-		return out, tip, nil
-	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	snap, err := readTip(txn)
 	if err != nil {
 		return nil, tipState{}, err
 	}
-	if snap != tip {
-		miss = miss[:0]
-		for i := range ops {
-			miss = append(miss, i)
-		}
-		tip = snap
-	}
-	found := make([]int, 0, len(miss))
-	vals := make([][]byte, 0, len(miss))
-	for _, i := range miss {
-		item, err := txn.Get(coinKey(&ops[i].Hash, ops[i].Index))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			out[i] = lookup{}
-			continue
-		}
-		if err != nil {
-			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
-		}
-		c, _, err := decodeCoin(v)
-		if err != nil {
-			return nil, tipState{}, fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
-		}
-		out[i] = lookup{found: true, coin: c}
-		found = append(found, i)
-		vals = append(vals, v)
-	}
 	if len(found) > 0 {
 		s.cacheMu.Lock()
-		if s.cur == snap {
+		if s.cur == tip {
 			for k, i := range found {
 				s.cache.put(ops[i], vals[k])
 			}

@@ -42,9 +42,9 @@ func TestConfigFlagsAndValidation(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c.SyncInterval = -time.Second
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--utxostore-sync-interval") {
-		t.Fatalf("want an error naming --utxostore-sync-interval, got %v", err)
+	c.FlushInterval = -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--utxostore-flush-interval") {
+		t.Fatalf("want an error naming --utxostore-flush-interval, got %v", err)
 	}
 }
 
