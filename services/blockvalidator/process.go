@@ -70,7 +70,7 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 	defer s.dropSpecs()
 	hash := *block.Hash()
 	tr := s.newTrace()
-	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, false, tr)
+	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, false, nil, tr)
 	if err != nil || !pending {
 		return resp, indexed, err
 	}
@@ -97,10 +97,11 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 // partly filled: see outcome); otherwise resp is the final answer.
 // indexed is as for process. sane says the block already passed the
 // context-free sanity checks (the intake runs them ahead, in parallel).
+// With a batch, the HAVE_DATA mark is left to the batch (see batchState).
 // The caller holds s.mu and, after activating, drops the speculations
 // prepare started.
-func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
-	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, sane, tr)
+func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, b *batchState, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
+	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, sane, b, tr)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -112,7 +113,7 @@ func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte,
 
 // prepareSteps is prepare's body: a nil resp (and nil error) means the
 // block is stored and awaits activation.
-func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, b *batchState, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
 	hash := *block.Hash()
 	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
 
@@ -221,7 +222,9 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 			return nil, false, err
 		}
 	}
-	if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA, ""); err != nil {
+	if b != nil {
+		b.haveData = append(b.haveData, hash)
+	} else if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA, ""); err != nil {
 		return nil, false, err
 	}
 
@@ -278,7 +281,7 @@ func (s *Service) outcome(ctx context.Context, hash chainhash.Hash, resp *blockv
 // known; the caller holds s.mu. With batch non-nil (batched intake) the
 // orphans are only prepared and those awaiting activation are added to
 // batch: the caller activates the best chain once for all of them.
-func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, batch blockCache) {
+func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, batch *batchState) {
 	queue := []chainhash.Hash{parent}
 	for len(queue) > 0 {
 		p := queue[0]
@@ -289,9 +292,9 @@ func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, bat
 			var err error
 			if batch != nil {
 				var pending bool
-				resp, indexed, pending, err = s.prepare(ctx, o.block, o.raw, o.stored, false, s.newTrace())
+				resp, indexed, pending, err = s.prepare(ctx, o.block, o.raw, o.stored, false, batch, s.newTrace())
 				if err == nil && pending {
-					batch[o.hash] = o.block
+					batch.cache[o.hash] = o.block
 				}
 			} else {
 				resp, indexed, err = s.process(ctx, o.block, o.raw, o.stored)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"time"
@@ -415,6 +416,15 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 	default:
 		return nil, rules.InvalidArgument("status must be HAVE_DATA, VALID or INVALID, got %s", req.Status)
 	}
+	more := make([]chainhash.Hash, len(req.MoreHashes))
+	if len(more) > 0 && req.Status != statusHaveData {
+		return nil, rules.InvalidArgument("more_hashes is only for HAVE_DATA, got %s", req.Status)
+	}
+	for i, raw := range req.MoreHashes {
+		if more[i], err = parseHash(raw, fmt.Sprintf("more_hashes[%d]", i)); err != nil {
+			return nil, err
+		}
+	}
 
 	s := g.s
 	return writeIndex(s, func(x *index) (*headersv1.SetBlockStatusResponse, error) {
@@ -432,6 +442,15 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 		case statusHaveData:
 			if n.status == statusHeaderValid {
 				changes = append(changes, change{n, statusHaveData, ""})
+			}
+			for _, mh := range more {
+				m, ok := x.nodes[mh]
+				if !ok {
+					return nil, notFound(mh)
+				}
+				if m.status == statusHeaderValid {
+					changes = append(changes, change{m, statusHaveData, ""})
+				}
 			}
 		case statusValid:
 			if n.status == statusInvalid {
@@ -476,8 +495,13 @@ func (g *grpcServer) SetBlockStatus(_ context.Context, req *headersv1.SetBlockSt
 			c.n.status, c.n.reason = c.status, c.reason
 			x.noteData(c.n)
 		}
-		s.log.Info("block status set", "height", n.height, "hash", h.String(),
-			"status", req.Status.String(), "reason", n.reason, "descendants_invalidated", len(changes)-1)
+		if req.Status == statusHaveData {
+			s.log.Info("block status set", "height", n.height, "hash", h.String(),
+				"status", req.Status.String(), "blocks", len(changes))
+		} else {
+			s.log.Info("block status set", "height", n.height, "hash", h.String(),
+				"status", req.Status.String(), "reason", n.reason, "descendants_invalidated", len(changes)-1)
+		}
 		if req.Status == statusInvalid && x.recomputeBest() {
 			s.publishHeaderTip()
 			s.updateGauges()

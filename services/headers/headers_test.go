@@ -802,3 +802,40 @@ func TestSetActiveTipMarkValid(t *testing.T) {
 		t.Fatalf("ancestor not marked: %+v", i)
 	}
 }
+
+// TestHaveDataBatch marks several stored blocks HAVE_DATA in one call
+// (more_hashes); they survive a restart, and more_hashes is refused with
+// any other status or an unknown hash.
+func TestHaveDataBatch(t *testing.T) {
+	nc := testenv.NATS(t)
+	dir := t.TempDir()
+	h, stop := startStoppable(t, nc, dir)
+	chain := chainOn(genesis(), 4, 1)
+	h.submit(chain...)
+	req := &headersv1.SetBlockStatusRequest{Hash: hashOf(chain[0]), Status: statusHaveData}
+	for _, x := range chain[1:] {
+		req.MoreHashes = append(req.MoreHashes, hashOf(x))
+	}
+	if _, err := h.cl.SetBlockStatus(ctx(t), req); err != nil {
+		t.Fatal(err)
+	}
+	bad := &headersv1.SetBlockStatusRequest{Hash: hashOf(chain[0]), Status: statusValid, MoreHashes: [][]byte{hashOf(chain[1])}}
+	if _, err := h.cl.SetBlockStatus(ctx(t), bad); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("more_hashes with VALID: %v", err)
+	}
+	unknown := mine(&chain[3], 9, nil)
+	bad = &headersv1.SetBlockStatusRequest{Hash: hashOf(chain[0]), Status: statusHaveData, MoreHashes: [][]byte{hashOf(unknown)}}
+	if _, err := h.cl.SetBlockStatus(ctx(t), bad); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown hash in more_hashes: %v", err)
+	}
+	stop()
+	h = start(t, nc, dir)
+	for i, x := range chain {
+		if st := h.get(x).Status; st != statusHaveData {
+			t.Fatalf("block %d after restart: %s", i, st)
+		}
+	}
+	if p := h.plan(10); len(p.ToConnect) != len(chain) {
+		t.Fatalf("connect plan has %d blocks, want %d", len(p.ToConnect), len(chain))
+	}
+}

@@ -1028,7 +1028,10 @@ type SetBlockStatusRequest struct {
 	// status to set: HAVE_DATA, VALID or INVALID.
 	Status BlockStatus `protobuf:"varint,2,opt,name=status,proto3,enum=btcmesh.headers.v1.BlockStatus" json:"status,omitempty"`
 	// reason names the rule broken, with INVALID.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// more_hashes, with HAVE_DATA only, are further stored blocks marked in
+	// the same durable write (a batch of downloaded blocks).
+	MoreHashes    [][]byte `protobuf:"bytes,4,rep,name=more_hashes,json=moreHashes,proto3" json:"more_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,6 +1085,13 @@ func (x *SetBlockStatusRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *SetBlockStatusRequest) GetMoreHashes() [][]byte {
+	if x != nil {
+		return x.MoreHashes
+	}
+	return nil
 }
 
 // SetBlockStatusResponse carries the updated entry.
@@ -1501,11 +1511,13 @@ const file_btcmesh_headers_v1_headers_proto_rawDesc = "" +
 	"branch_len\x18\x03 \x01(\x05R\tbranchLen\x12\x16\n" +
 	"\x06status\x18\x04 \x01(\tR\x06status\"H\n" +
 	"\x14GetChainTipsResponse\x120\n" +
-	"\x04tips\x18\x01 \x03(\v2\x1c.btcmesh.headers.v1.ChainTipR\x04tips\"|\n" +
+	"\x04tips\x18\x01 \x03(\v2\x1c.btcmesh.headers.v1.ChainTipR\x04tips\"\x9d\x01\n" +
 	"\x15SetBlockStatusRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x127\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1f.btcmesh.headers.v1.BlockStatusR\x06status\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"L\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vmore_hashes\x18\x04 \x03(\fR\n" +
+	"moreHashes\"L\n" +
 	"\x16SetBlockStatusResponse\x122\n" +
 	"\x04info\x18\x01 \x01(\v2\x1e.btcmesh.headers.v1.HeaderInfoR\x04info\"8\n" +
 	"\x15GetConnectPlanRequest\x12\x1f\n" +
