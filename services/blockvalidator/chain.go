@@ -98,6 +98,24 @@ func (s *Service) setActiveTipValid(ctx context.Context, hash chainhash.Hash) er
 	return nil
 }
 
+// maxTipLag is how many connected blocks the headers index may not know
+// yet while a connect run goes on.
+const maxTipLag = 16
+
+// syncTip tells the headers index this service's tip, valid, if blocks
+// were connected since it last did (see commit); the caller holds s.mu.
+func (s *Service) syncTip(ctx context.Context) error {
+	if s.tipUnsent == 0 {
+		return nil
+	}
+	hash, _ := s.tip()
+	if err := s.setActiveTipValid(ctx, hash); err != nil {
+		return err
+	}
+	s.tipUnsent = 0
+	return nil
+}
+
 // markInvalid records that a block broke a rule.
 func (s *Service) markInvalid(ctx context.Context, hash chainhash.Hash, re *rules.RuleError) error {
 	s.metrics.rejected.WithLabelValues(string(re.Kind)).Inc()
@@ -233,8 +251,18 @@ func (s *Service) activateBestChain(ctx context.Context, cache blockCache) (map[
 // connectAll connects the plan's blocks in order, validating up to
 // lookahead blocks ahead speculatively. It stops at the first block that
 // breaks a rule (recorded in failures and marked invalid); done reports
-// that every block connected.
+// that every block connected. The headers index knows the tip when it
+// returns.
 func (s *Service) connectAll(ctx context.Context, infos []*headersv1.HeaderInfo, cache blockCache, failures map[chainhash.Hash]*rules.RuleError) (bool, error) {
+	done, err := s.connectRun(ctx, infos, cache, failures)
+	if serr := s.syncTip(ctx); err == nil {
+		err = serr
+	}
+	return done, err
+}
+
+// connectRun is connectAll's body.
+func (s *Service) connectRun(ctx context.Context, infos []*headersv1.HeaderInfo, cache blockCache, failures map[chainhash.Hash]*rules.RuleError) (bool, error) {
 	defer s.dropSpecs()
 	cands := make([]*cand, 0, len(infos))
 	// known: median time past of the plan's blocks, ancestors of the

@@ -184,9 +184,10 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	return nil
 }
 
-// commit applies the validated block c to the UTXO set, then records it
-// valid and the active tip in one headers call. The UTXO store's tip is
-// the truth after a crash in between (reconcile).
+// commit applies the validated block c to the UTXO set and makes it this
+// service's tip; the headers index learns it (valid, and the active tip)
+// every maxTipLag blocks and when the connect run ends (syncTip). The UTXO
+// store's tip is the truth after a crash in between (reconcile).
 func (s *Service) commit(ctx context.Context, c *cand, start time.Time) error {
 	tr := s.newTrace()
 	cctx, cancel := callCtx(ctx)
@@ -196,8 +197,11 @@ func (s *Service) commit(ctx context.Context, c *cand, start time.Time) error {
 		return fmt.Errorf("utxostore.ConnectBlock %s: %w", c.hash, err)
 	}
 	tr.mark("utxostore")
-	if err := s.setActiveTipValid(ctx, c.hash); err != nil {
-		return err
+	s.setTipLocal(c.hash, c.height)
+	if s.tipUnsent++; s.tipUnsent >= maxTipLag {
+		if err := s.syncTip(ctx); err != nil {
+			return err
+		}
 	}
 	tr.mark("headers")
 	tr.done(s, "commit", c.hash, false)

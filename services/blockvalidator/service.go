@@ -88,6 +88,9 @@ type Service struct {
 	tipMu     sync.Mutex
 	tipHash   chainhash.Hash
 	tipHeight int32
+	// tipUnsent counts blocks connected since the headers index last
+	// learned the tip (syncTip); guarded by mu.
+	tipUnsent int
 	connected atomic.Int64
 	// orphanCount mirrors orphans.len() for GetStatus without s.mu.
 	orphanCount atomic.Int64
@@ -515,6 +518,14 @@ func (s *Service) tip() (chainhash.Hash, int32) {
 	s.tipMu.Lock()
 	defer s.tipMu.Unlock()
 	return s.tipHash, s.tipHeight
+}
+
+// setTipLocal records a block just connected as the tip.
+func (s *Service) setTipLocal(hash chainhash.Hash, height int32) {
+	s.tipMu.Lock()
+	s.tipHash, s.tipHeight = hash, height
+	s.tipMu.Unlock()
+	s.metrics.tipHeight.Set(float64(height))
 }
 
 // setTip records the active tip from a headers answer.

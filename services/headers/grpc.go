@@ -577,21 +577,22 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 		if n.parent != nil && !connectable(n) {
 			return nil, status.Errorf(codes.FailedPrecondition, "block %s has status %s, want HAVE_DATA or VALID", h, n.status)
 		}
-		// mark_valid: record full validity with the tip. Both are deferred
-		// writes (see deferredWrites): after a crash, blockvalidator's
-		// reconcile re-derives them from the UTXO store's tip (a VALID mark
-		// lost on an earlier block of the active chain leaves it HAVE_DATA,
-		// which every reader treats alike).
-		markValid := func() {
-			if req.MarkValid && n.status != statusValid {
-				n.status, n.reason = statusValid, ""
-				x.noteData(n)
-				s.deferNodes(n)
+		// mark_valid: record full validity with the tip, for it and every
+		// block it makes active (the caller connected them all). Both are
+		// deferred writes (see deferredWrites): after a crash,
+		// blockvalidator's reconcile re-derives them from the UTXO store's
+		// tip (a VALID mark lost on an earlier block of the active chain
+		// leaves it HAVE_DATA, which every reader treats alike).
+		markValid := func(m *node) {
+			if req.MarkValid && m.status != statusValid {
+				m.status, m.reason = statusValid, ""
+				x.noteData(m)
+				s.deferNodes(m)
 			}
 		}
 		old := x.tip()
 		if n == old {
-			markValid()
+			markValid(n)
 			return &headersv1.SetActiveTipResponse{Tip: x.info(n)}, nil
 		}
 		b := x.branchTo(n)
@@ -601,8 +602,8 @@ func (g *grpcServer) SetActiveTip(_ context.Context, req *headersv1.SetActiveTip
 		}
 		for hh := b.fork.height + 1; hh <= n.height; hh++ {
 			ev.Connected = append(ev.Connected, append([]byte(nil), b.at(hh).hash[:]...))
+			markValid(b.at(hh))
 		}
-		markValid()
 		x.active = setChain(x.active, n)
 		s.deferTip()
 		s.updateGauges()

@@ -785,6 +785,10 @@ func TestSetActiveTipMarkValid(t *testing.T) {
 	if resp.Tip.Status != statusValid || resp.Tip.Height != 2 {
 		t.Fatalf("tip %+v", resp.Tip)
 	}
+	// Every block the call made active is marked, not only the tip.
+	if st := h.get(chain[0]).Status; st != statusValid {
+		t.Fatalf("block 1 made active with the tip is %s, want VALID", st)
+	}
 	// The same tip again still marks it.
 	if resp, err = h.cl.SetActiveTip(ctx(t), &headersv1.SetActiveTipRequest{Hash: hashOf(chain[1]), MarkValid: true}); err != nil || resp.Tip.Status != statusValid {
 		t.Fatalf("again: %v %+v", err, resp.GetTip())
@@ -798,8 +802,8 @@ func TestSetActiveTipMarkValid(t *testing.T) {
 	if i := h.get(chain[1]); i.Status != statusValid || !i.OnActiveChain {
 		t.Fatalf("after restart: %+v", i)
 	}
-	if i := h.get(chain[0]); i.Status != statusHaveData {
-		t.Fatalf("ancestor not marked: %+v", i)
+	if i := h.get(chain[0]); i.Status != statusValid {
+		t.Fatalf("block made active with the tip not marked valid after restart: %+v", i)
 	}
 }
 

@@ -30,8 +30,8 @@ const (
 	// bytesPerSigOp weighs sigops into the virtual size, as Core's policy does.
 	bytesPerSigOp = 20
 	// submitAttempts bounds retries when the chain or the mempool changed
-	// while a transaction was being validated.
-	submitAttempts = 3
+	// while a transaction was being validated (after 50, 100, ... ms).
+	submitAttempts = 4
 )
 
 // Rule names the miner reports that rules does not define.
@@ -53,10 +53,16 @@ func (s *Service) submitTx(ctx context.Context, raw []byte, maxFeeRate int64, so
 		e   *entry
 		err error
 	)
-	for range submitAttempts {
+	for attempt := range submitAttempts {
 		e, err = s.accept(ctx, raw, maxFeeRate)
 		if !errors.Is(err, errRetry) {
 			break
+		}
+		// Let the burst that moved the state (a run of new tips) pass.
+		select {
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 	if errors.Is(err, errRetry) {
