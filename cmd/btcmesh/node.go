@@ -15,6 +15,7 @@ import (
 	"github.com/btcmesh/btcmesh/internal/bus"
 	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/config"
+	"github.com/btcmesh/btcmesh/internal/inproc"
 	"github.com/btcmesh/btcmesh/internal/logging"
 	"github.com/btcmesh/btcmesh/internal/runner"
 	"github.com/btcmesh/btcmesh/services/txvalidator"
@@ -124,15 +125,17 @@ func runInProcess(ctx context.Context, p inProcess) error {
 
 	modules := make([]runner.Module, 0, len(p.names))
 	// local is this process's txvalidator once built: the services built
-	// after it validate scripts through it, without NATS.
+	// after it validate scripts through it, without NATS. channel reaches
+	// every service of the process without a socket.
 	var local runner.ScriptValidator
+	channel := inproc.New()
 	for _, name := range p.names {
 		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
 		if err != nil {
 			lis.Close()
 			return err
 		}
-		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network, Scripts: local}
+		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network, Scripts: local, Local: channel}
 		m, err := unitNamed(p.units, name).build(deps)
 		if err != nil {
 			lis.Close()
@@ -145,6 +148,7 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	}
 	opts := c.runnerOptions(p.reg, log)
 	opts.Listener = lis
+	opts.InProc = channel
 	if p.onListen != nil {
 		p.onListen(self)
 	}

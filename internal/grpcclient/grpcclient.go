@@ -29,3 +29,17 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 	}
 	return cc, nil
 }
+
+// Connect returns local when it is set (the services of this process,
+// runner.Deps.Local) and otherwise dials addr; closeFn releases what it
+// opened.
+func Connect(addr string, local grpc.ClientConnInterface) (cc grpc.ClientConnInterface, closeFn func() error, err error) {
+	if local != nil {
+		return local, func() error { return nil }, nil
+	}
+	conn, err := Dial(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, conn.Close, nil
+}

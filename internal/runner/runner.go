@@ -37,7 +37,7 @@ type Module interface {
 	// Name is the service's short name, e.g. "headers".
 	Name() string
 	// RegisterGRPC registers the service's APIs on s.
-	RegisterGRPC(s *grpc.Server)
+	RegisterGRPC(s grpc.ServiceRegistrar)
 	// Run does the service's work until ctx ends.
 	Run(ctx context.Context) error
 	// Ready is closed once the service can serve requests.
@@ -54,6 +54,10 @@ type Deps struct {
 	NATS *nats.Conn
 	// Network is the chain the process runs.
 	Network chain.Network
+	// Local, when set, reaches the gRPC services of this process without
+	// a socket (internal/inproc); services use it instead of dialing the
+	// other services' addresses.
+	Local grpc.ClientConnInterface
 	// Scripts, when set, is a txvalidator running in this process:
 	// services validate scripts through it directly instead of sending
 	// batches to the NATS pool (`btcmesh node` with its own txvalidator).
@@ -89,6 +93,9 @@ type Options struct {
 	// Listener, when set, is used instead of binding GRPCListen (the
 	// caller bound it early to learn its address).
 	Listener net.Listener
+	// InProc, when set, gets every module's services registered as well
+	// (the channel behind Deps.Local).
+	InProc grpc.ServiceRegistrar
 }
 
 // Run serves modules until ctx ends, a module fails, or a client calls
@@ -125,6 +132,9 @@ func Run(ctx context.Context, o Options, modules ...Module) error {
 	for _, m := range modules {
 		before := srv.GetServiceInfo()
 		m.RegisterGRPC(srv)
+		if o.InProc != nil {
+			m.RegisterGRPC(o.InProc)
+		}
 		for svc := range srv.GetServiceInfo() {
 			if _, ok := before[svc]; !ok {
 				perModule[m.Name()] = append(perModule[m.Name()], svc)

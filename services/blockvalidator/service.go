@@ -60,10 +60,10 @@ type Service struct {
 	metrics  *metrics
 	ready    *runner.ReadySignal
 
-	headersConn *grpc.ClientConn
-	utxoConn    *grpc.ClientConn
-	headers     headersv1.HeaderServiceClient
-	utxo        utxostorev1.UtxoStoreServiceClient
+	// closeHeaders and closeUtxo release the two channels.
+	closeHeaders, closeUtxo func() error
+	headers                 headersv1.HeaderServiceClient
+	utxo                    utxostorev1.UtxoStoreServiceClient
 	// pool validates scripts: the NATS pool, or deps.Scripts.
 	pool       runner.ScriptValidator
 	scripts    *scriptCache // script-execution cache fed by tx.accepted
@@ -129,32 +129,32 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if deps.Scripts != nil {
 		scriptsVia = deps.Scripts
 	}
-	hc, err := grpcclient.Dial(cfg.HeadersAddr)
+	hc, closeH, err := grpcclient.Connect(cfg.HeadersAddr, deps.Local)
 	if err != nil {
 		return nil, fmt.Errorf("headers client: %w", err)
 	}
-	uc, err := grpcclient.Dial(cfg.UtxoStoreAddr)
+	uc, closeU, err := grpcclient.Connect(cfg.UtxoStoreAddr, deps.Local)
 	if err != nil {
-		_ = hc.Close()
+		_ = closeH()
 		return nil, fmt.Errorf("utxostore client: %w", err)
 	}
 	return &Service{
-		cfg:         cfg,
-		deps:        deps,
-		log:         deps.Log,
-		subjects:    subjects,
-		metrics:     m,
-		ready:       runner.NewReadySignal(),
-		headersConn: hc,
-		utxoConn:    uc,
-		headers:     headersv1.NewHeaderServiceClient(hc),
-		utxo:        utxostorev1.NewUtxoStoreServiceClient(uc),
-		pool:        scriptsVia,
-		timeSource:  blockchain.NewMedianTime(),
-		orphans:     newOrphanPool(cfg.MaxOrphans),
-		specs:       make(map[chainhash.Hash]*spec),
-		scripts:     scripts,
-		tipHeight:   -1,
+		cfg:          cfg,
+		deps:         deps,
+		log:          deps.Log,
+		subjects:     subjects,
+		metrics:      m,
+		ready:        runner.NewReadySignal(),
+		closeHeaders: closeH,
+		closeUtxo:    closeU,
+		headers:      headersv1.NewHeaderServiceClient(hc),
+		utxo:         utxostorev1.NewUtxoStoreServiceClient(uc),
+		pool:         scriptsVia,
+		timeSource:   blockchain.NewMedianTime(),
+		orphans:      newOrphanPool(cfg.MaxOrphans),
+		specs:        make(map[chainhash.Hash]*spec),
+		scripts:      scripts,
+		tipHeight:    -1,
 	}, nil
 }
 
@@ -162,7 +162,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 func (s *Service) Name() string { return "blockvalidator" }
 
 // RegisterGRPC registers BlockValidatorService on srv.
-func (s *Service) RegisterGRPC(srv *grpc.Server) {
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	blockvalidatorv1.RegisterBlockValidatorServiceServer(srv, &grpcServer{s: s})
 }
 
@@ -174,8 +174,8 @@ func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 // blocks until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	defer func() {
-		_ = s.headersConn.Close()
-		_ = s.utxoConn.Close()
+		_ = s.closeHeaders()
+		_ = s.closeUtxo()
 	}()
 	js, err := jetstream.New(s.deps.NATS)
 	if err != nil {

@@ -74,7 +74,7 @@ func (s *Service) Name() string { return "headers" }
 func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 
 // RegisterGRPC registers btcmesh.headers.v1.HeaderService.
-func (s *Service) RegisterGRPC(srv *grpc.Server) {
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	headersv1.RegisterHeaderServiceServer(srv, &grpcServer{s: s})
 }
 

@@ -93,7 +93,7 @@ func (s *Service) Name() string { return "miner" }
 func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 
 // RegisterGRPC registers btcmesh.miner.v1.MinerService.
-func (s *Service) RegisterGRPC(srv *grpc.Server) {
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	minerv1.RegisterMinerServiceServer(srv, &grpcServer{s: s})
 }
 
@@ -101,28 +101,28 @@ func (s *Service) RegisterGRPC(srv *grpc.Server) {
 // subscribes to relayed transactions and chain-tip events, and serves
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	dial := func(name, addr string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(addr)
+	dial := func(name, addr string) (grpc.ClientConnInterface, func() error, error) {
+		cc, closeFn, err := grpcclient.Connect(addr, s.deps.Local)
 		if err != nil {
-			return nil, fmt.Errorf("%s client: %w", name, err)
+			return nil, nil, fmt.Errorf("%s client: %w", name, err)
 		}
-		return cc, nil
+		return cc, closeFn, nil
 	}
-	hc, err := dial("headers", s.cfg.HeadersAddr)
+	hc, closeH, err := dial("headers", s.cfg.HeadersAddr)
 	if err != nil {
 		return err
 	}
-	defer hc.Close()
-	uc, err := dial("utxostore", s.cfg.UtxoStoreAddr)
+	defer closeH()
+	uc, closeU, err := dial("utxostore", s.cfg.UtxoStoreAddr)
 	if err != nil {
 		return err
 	}
-	defer uc.Close()
-	bc, err := dial("blockvalidator", s.cfg.BlockValidatorAddr)
+	defer closeU()
+	bc, closeB, err := dial("blockvalidator", s.cfg.BlockValidatorAddr)
 	if err != nil {
 		return err
 	}
-	defer bc.Close()
+	defer closeB()
 	s.headers = headersv1.NewHeaderServiceClient(hc)
 	s.utxos = utxostorev1.NewUtxoStoreServiceClient(uc)
 	s.blocks = blockvalidatorv1.NewBlockValidatorServiceClient(bc)

@@ -65,7 +65,7 @@ func newFakeChain(nc *nats.Conn, params *chaincfg.Params) *fakeChain {
 
 func (f *fakeChain) Name() string           { return "fakechain" }
 func (f *fakeChain) Ready() <-chan struct{} { return f.ready.C() }
-func (f *fakeChain) RegisterGRPC(s *grpc.Server) {
+func (f *fakeChain) RegisterGRPC(s grpc.ServiceRegistrar) {
 	headersv1.RegisterHeaderServiceServer(s, fakeHeaders{f: f})
 	utxostorev1.RegisterUtxoStoreServiceServer(s, fakeUtxos{f: f})
 	blockvalidatorv1.RegisterBlockValidatorServiceServer(s, fakeValidator{f: f})

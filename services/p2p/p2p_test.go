@@ -50,8 +50,10 @@ type fakeHeaders struct {
 
 func newFakeHeaders() *fakeHeaders { return &fakeHeaders{ready: runner.NewReadySignal()} }
 
-func (f *fakeHeaders) Name() string                  { return "headers" }
-func (f *fakeHeaders) RegisterGRPC(s *grpc.Server)   { headersv1.RegisterHeaderServiceServer(s, f) }
+func (f *fakeHeaders) Name() string { return "headers" }
+func (f *fakeHeaders) RegisterGRPC(s grpc.ServiceRegistrar) {
+	headersv1.RegisterHeaderServiceServer(s, f)
+}
 func (f *fakeHeaders) Ready() <-chan struct{}        { return f.ready.C() }
 func (f *fakeHeaders) Run(ctx context.Context) error { f.ready.Set(); <-ctx.Done(); return nil }
 

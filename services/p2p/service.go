@@ -56,8 +56,9 @@ type Service struct {
 	bans  *banList
 	txs   *txCache
 
-	hconn   *grpc.ClientConn
-	headers headersv1.HeaderServiceClient
+	// closeHeaders releases the headers channel.
+	closeHeaders func() error
+	headers      headersv1.HeaderServiceClient
 
 	// Set in Run before any peer exists.
 	ctx   context.Context
@@ -108,7 +109,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	hconn, err := grpcclient.Dial(cfg.HeadersAddr)
+	hconn, closeHeaders, err := grpcclient.Connect(cfg.HeadersAddr, deps.Local)
 	if err != nil {
 		return nil, fmt.Errorf("headers client: %w", err)
 	}
@@ -121,7 +122,7 @@ func New(cfg Config, deps runner.Deps) (*Service, error) {
 		m:            m,
 		bans:         bans,
 		txs:          newTxCache(txCacheSize),
-		hconn:        hconn,
+		closeHeaders: closeHeaders,
 		headers:      headersv1.NewHeaderServiceClient(hconn),
 		conns:        make(map[*peerState]struct{}),
 		manual:       make(map[string]context.CancelFunc),
@@ -151,13 +152,13 @@ func (s *Service) Name() string { return "p2p" }
 func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 
 // RegisterGRPC registers btcmesh.p2p.v1.P2PService.
-func (s *Service) RegisterGRPC(srv *grpc.Server) { p2pv1.RegisterP2PServiceServer(srv, s) }
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) { p2pv1.RegisterP2PServiceServer(srv, s) }
 
 // Run opens the block store, subscribes to chain-tip and tx-accepted
 // events, starts the listener and the outbound connections, and serves
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.hconn.Close()
+	defer s.closeHeaders()
 	if s.deps.NATS == nil {
 		return errors.New("p2p needs a NATS connection")
 	}

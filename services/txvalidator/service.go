@@ -69,7 +69,7 @@ func (s *Service) Validate(ctx context.Context, req *txvalidatorv1.ValidateReque
 }
 
 // RegisterGRPC registers TxValidatorService on srv.
-func (s *Service) RegisterGRPC(srv *grpc.Server) {
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	txvalidatorv1.RegisterTxValidatorServiceServer(srv, &grpcServer{s: s})
 }
 

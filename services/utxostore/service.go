@@ -51,7 +51,7 @@ func (s *Service) Name() string { return "utxostore" }
 func (s *Service) Ready() <-chan struct{} { return s.ready.C() }
 
 // RegisterGRPC registers btcmesh.utxostore.v1.UtxoStoreService.
-func (s *Service) RegisterGRPC(srv *grpc.Server) {
+func (s *Service) RegisterGRPC(srv grpc.ServiceRegistrar) {
 	utxostorev1.RegisterUtxoStoreServiceServer(srv, &grpcServer{svc: s})
 }
 
