@@ -17,8 +17,10 @@
 // that need no UTXOs (BIP34 height, finality, witness commitment, weight),
 // then, when the block joins the most-work chain, one batched UTXO lookup,
 // script and transaction checks fanned out to the txvalidator pool over
-// NATS (or, when the script cache covers every transaction of the block,
-// the non-script checks run here: see localChecks), and one atomic
+// NATS (or to the txvalidator of the same process, runner.Deps.Scripts,
+// in `btcmesh node`; when the script cache covers every transaction of
+// the block, the non-script checks run here: see localChecks), and one
+// atomic
 // ConnectBlock on the utxostore. The headers service
 // plans connects, disconnects and reorgs (GetConnectPlan) and publishes the
 // chain-tip event when told the new tip (SetActiveTip); this service

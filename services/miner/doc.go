@@ -12,7 +12,8 @@
 // txn-already-known when the transaction's own outputs are unspent on
 // chain), looks up the median time past of each coin's previous block with
 // one headers.GetHeadersByHeight call (for BIP68), and has the txvalidator
-// pool check everything (MODE_FULL, policy on) in the context of the next
+// pool (or the process's own txvalidator, runner.Deps.Scripts) check
+// everything (MODE_FULL, policy on) in the context of the next
 // block. The fee rate, computed on Core's sigop-adjusted virtual size,
 // must reach --miner-min-relay-fee and, for RPC submissions, stay under the
 // request's max_fee_rate (0.10 BTC/kvB by default). The pool is kept under
