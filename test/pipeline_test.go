@@ -292,7 +292,7 @@ func TestBlockPipeline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	subjects := bus.NewSubjects("regtest")
-	store, err := blockstore.Open(ctx, p.js, subjects.BlockBucket(), 1)
+	store, err := blockstore.Open(ctx, p.js, subjects.BlockBucket(), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/btcmesh/btcmesh/internal/blockstore"
 	"github.com/btcmesh/btcmesh/internal/bus"
 	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/config"
@@ -20,6 +21,11 @@ import (
 	"github.com/btcmesh/btcmesh/internal/runner"
 	"github.com/btcmesh/btcmesh/services/txvalidator"
 )
+
+// nodeBlockCacheBytes bounds the blocks the services of one process share
+// in memory (blockstore.Cache): a download window's worth of small blocks,
+// a few dozen full ones.
+const nodeBlockCacheBytes = 128 << 20
 
 // runNode runs all six services in one process, sharing one gRPC server,
 // one NATS connection (to an embedded server unless --nats-url is given)
@@ -129,13 +135,14 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	// every service of the process without a socket.
 	var local runner.ScriptValidator
 	channel := inproc.New()
+	blocks := blockstore.NewCache(nodeBlockCacheBytes)
 	for _, name := range p.names {
 		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
 		if err != nil {
 			lis.Close()
 			return err
 		}
-		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network, Scripts: local, Local: channel}
+		deps := runner.Deps{Log: svcLog, Metrics: p.reg, NATS: nc, Network: p.network, Scripts: local, Local: channel, Blocks: blocks}
 		m, err := unitNamed(p.units, name).build(deps)
 		if err != nil {
 			lis.Close()

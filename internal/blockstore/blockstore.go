@@ -4,6 +4,7 @@
 package blockstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,16 +18,18 @@ var ErrNotFound = errors.New("block not in block store")
 
 // Store reads and writes raw blocks.
 type Store struct {
-	obs jetstream.ObjectStore
+	obs   jetstream.ObjectStore
+	cache *Cache // may be nil
 }
 
 // Open opens the bucket, creating it with replicas copies when it does not
 // exist yet; an existing bucket keeps its settings, so a service starting
-// with a different replica count never reconfigures it.
-func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
+// with a different replica count never reconfigures it. cache, when not
+// nil, keeps blocks stored or read through this Store (see Cache).
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, cache *Cache) (*Store, error) {
 	obs, err := js.ObjectStore(ctx, bucket)
 	if err == nil {
-		return &Store{obs: obs}, nil
+		return &Store{obs: obs, cache: cache}, nil
 	}
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("open block store %s: %w", bucket, err)
@@ -40,7 +43,7 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("open block store %s: %w", bucket, err)
 	}
-	return &Store{obs: obs}, nil
+	return &Store{obs: obs, cache: cache}, nil
 }
 
 // Put stores a block under its hash; storing the same block again is a no-op.
@@ -51,11 +54,16 @@ func (s *Store) Put(ctx context.Context, hash chainhash.Hash, block []byte) erro
 	if _, err := s.obs.PutBytes(ctx, hash.String(), block); err != nil {
 		return fmt.Errorf("store block %s: %w", hash, err)
 	}
+	s.cache.put(hash, bytes.Clone(block))
 	return nil
 }
 
 // Get returns the block with hash, or ErrNotFound.
+// The slice must not be modified (it may be shared through the cache).
 func (s *Store) Get(ctx context.Context, hash chainhash.Hash) ([]byte, error) {
+	if data, ok := s.cache.get(hash); ok {
+		return data, nil
+	}
 	data, err := s.obs.GetBytes(ctx, hash.String())
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, hash)
@@ -63,6 +71,7 @@ func (s *Store) Get(ctx context.Context, hash chainhash.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read block %s: %w", hash, err)
 	}
+	s.cache.put(hash, data)
 	return data, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	nodev1 "github.com/btcmesh/btcmesh/proto/btcmesh/node/v1"
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
+	"github.com/btcmesh/btcmesh/internal/blockstore"
 	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
 	"github.com/btcmesh/btcmesh/internal/version"
@@ -58,6 +59,9 @@ type Deps struct {
 	// a socket (internal/inproc); services use it instead of dialing the
 	// other services' addresses.
 	Local grpc.ClientConnInterface
+	// Blocks, when set, caches recent blocks for every service's block
+	// store in this process (blockstore.Cache).
+	Blocks *blockstore.Cache
 	// Scripts, when set, is a txvalidator running in this process:
 	// services validate scripts through it directly instead of sending
 	// batches to the NATS pool (`btcmesh node` with its own txvalidator).

@@ -185,7 +185,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if _, err := bus.EnsureBlockStream(ctx, js, s.subjects, opts); err != nil {
 		return err
 	}
-	store, err := blockstore.Open(ctx, js, s.subjects.BlockBucket(), s.cfg.Replicas)
+	store, err := blockstore.Open(ctx, js, s.subjects.BlockBucket(), s.cfg.Replicas, s.deps.Blocks)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	octx, cancel := context.WithTimeout(ctx, callTimeout)
-	s.store, err = blockstore.Open(octx, js, s.subj.BlockBucket(), 1)
+	s.store, err = blockstore.Open(octx, js, s.subj.BlockBucket(), 1, s.deps.Blocks)
 	cancel()
 	if err != nil {
 		return err

@@ -75,7 +75,7 @@ func (f *fakeChain) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if f.store, err = blockstore.Open(ctx, js, f.subj.BlockBucket(), 1); err != nil {
+	if f.store, err = blockstore.Open(ctx, js, f.subj.BlockBucket(), 1, nil); err != nil {
 		return err
 	}
 	// The txvalidator pool: fee = in - out; lock_time 999 is "rejected".

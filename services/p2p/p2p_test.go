@@ -471,7 +471,7 @@ func TestBlockDownloadStoresAndPublishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := blockstore.Open(ctxT(t), js, bus.NewSubjects("regtest").BlockBucket(), 1)
+	store, err := blockstore.Open(ctxT(t), js, bus.NewSubjects("regtest").BlockBucket(), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

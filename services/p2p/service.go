@@ -171,7 +171,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	s.js = js
-	if s.store, err = blockstore.Open(ctx, js, s.subj.BlockBucket(), 1); err != nil {
+	if s.store, err = blockstore.Open(ctx, js, s.subj.BlockBucket(), 1, s.deps.Blocks); err != nil {
 		return err
 	}
 	if _, err := bus.EnsureBlockStream(ctx, js, s.subj, bus.StreamOptions{}); err != nil {
