@@ -229,6 +229,21 @@ func (s *store) flushLocked() error {
 	return nil
 }
 
+// makeRoom prepares the pending changes to take one block's: add writes
+// of addBytes. A block that would not fit one flush on its own is refused
+// (ErrTxnTooBig) before anything changes; when it would take the pending
+// changes past half of one flush, they are flushed first. The caller holds
+// mu.
+func (s *store) makeRoom(add, addBytes int) error {
+	if add > s.txnEntries || addBytes > s.txnBytes {
+		return txnErr(badger.ErrTxnTooBig)
+	}
+	if n := s.pend.entries(); n > 0 && (n+add > s.txnEntries/2 || s.pend.bytes+addBytes > s.txnBytes/2) {
+		return s.flushLocked()
+	}
+	return nil
+}
+
 // afterChange flushes once the pending changes waited flushEvery (at once
 // when it is 0); the caller holds mu. A failed flush keeps them pending:
 // the block is connected in memory and the next flush retries.
@@ -464,13 +479,8 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 	for _, nc := range created {
 		addBytes += coinKeyLen + 2 + len(nc.val)
 	}
-	if add > s.txnEntries || addBytes > s.txnBytes {
-		return connectResult{}, txnErr(badger.ErrTxnTooBig)
-	}
-	if n := s.pend.entries(); n > 0 && (n+add > s.txnEntries/2 || s.pend.bytes+addBytes > s.txnBytes/2) {
-		if err := s.flushLocked(); err != nil {
-			return connectResult{}, err
-		}
+	if err := s.makeRoom(add, addBytes); err != nil {
+		return connectResult{}, err
 	}
 
 	// Pass 2: record the changes.
@@ -660,6 +670,13 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 		}
 	}
 	tip.hash, tip.height = blk.Header.PrevBlock, tip.height-1
+	add, addBytes := len(changes)+2, 64
+	for _, c := range changes {
+		addBytes += coinKeyLen + 2 + len(c.val)
+	}
+	if err := s.makeRoom(add, addBytes); err != nil {
+		return tipState{}, err
+	}
 
 	s.cacheMu.Lock()
 	for _, c := range changes {
