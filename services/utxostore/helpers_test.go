@@ -221,3 +221,16 @@ func disconnectReq(t testing.TB, b *wire.MsgBlock) *utxostorev1.DisconnectBlockR
 }
 
 func discardLog() *slog.Logger { return testenv.Logger() }
+
+// mustOpenStore opens a store in a fresh directory on regtest's genesis
+// with o's tuning, closed when the test ends.
+func mustOpenStore(t *testing.T, o storeOptions) *store {
+	t.Helper()
+	o.dir, o.genesis = t.TempDir(), *regtest(t).Params.GenesisHash
+	st, err := openStore(o, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.close() })
+	return st
+}
