@@ -17,9 +17,11 @@ COMPOSE=${COMPOSE:-docker-compose}
 project=btcmesh-test-$$
 log() { printf '[compose-test %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-for v in NATS NATS_MONITOR UTXOSTORE HEADERS BLOCKVALIDATOR MINER P2P_GRPC P2P; do
-  export "BTCMESH_PORT_$v=$(free_port)"
+# Host ports, all distinct (scripts/free-ports picks them at once).
+names=(NATS NATS_MONITOR UTXOSTORE HEADERS BLOCKVALIDATOR MINER P2P_GRPC P2P)
+read -r -a ports <<<"$(scripts/free-ports "${#names[@]}")"
+for i in "${!names[@]}"; do
+  export "BTCMESH_PORT_${names[$i]}=${ports[$i]}"
 done
 # A batch lost with a killed worker is retried after this long.
 export BTCMESH_SCRIPT_TIMEOUT=${BTCMESH_SCRIPT_TIMEOUT:-5s}

@@ -119,8 +119,7 @@ if [ -z "$ETCD" ]; then
 fi
 
 # ---------------------------------------------------------------- certificates
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kwok_port=$(free_port); ms_port=$(free_port)
+read -r etcd_port peer_port api_port kwok_port ms_port <<<"$(scripts/free-ports 5)"
 
 cd "$work"
 openssl genrsa -out sa.key 2048 2>/dev/null

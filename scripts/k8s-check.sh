@@ -175,8 +175,7 @@ if echo " $OVERLAYS " | grep -q ' keda '; then
 fi
 
 # ---------------------------------------------------------------- run etcd + apiserver
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+read -r etcd_port peer_port api_port <<<"$(scripts/free-ports 3)"
 
 "$ETCD" --name check --data-dir "$work/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
