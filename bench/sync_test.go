@@ -27,6 +27,7 @@ import (
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // TestSyncTable prints the sync row (make bench-sync): one btcd holding a
@@ -75,31 +76,33 @@ func runSyncTable(t *testing.T, cfg syncChainCfg, rounds int, nodes string, out 
 	fmt.Fprintf(out, "source btcd at the tip (submitblock) in %s\n", srcTook.Round(time.Millisecond))
 
 	tip := chain.tip()
-	var meshTimes, btcdTimes []time.Duration
-	// CPU seconds each syncing node and the source used in each round.
-	var meshCPU, btcdCPU, meshSrcCPU, btcdSrcCPU []float64
+	// One run per node and round: the sync time and the CPU seconds the
+	// node and the source used meanwhile (zero for a node not run).
+	type syncRun struct {
+		took        time.Duration
+		cpu, srcCPU float64
+	}
+	var meshRuns, btcdRuns []syncRun
+	run := func(name string, do bool, sync func() (time.Duration, float64)) syncRun {
+		if !do {
+			return syncRun{}
+		}
+		srcBefore := src.cpuSeconds()
+		d, cpu := sync()
+		t.Logf("%s synced in %s", name, d.Round(time.Millisecond))
+		return syncRun{took: d, cpu: cpu, srcCPU: src.cpuSeconds() - srcBefore}
+	}
 	for r := range rounds {
+		meshName, btcdName := fmt.Sprintf("btcmesh-%d", r), fmt.Sprintf("btcd-%d", r)
 		runMesh := func() {
-			if !doMesh {
-				meshTimes, meshCPU, meshSrcCPU = append(meshTimes, 0), append(meshCPU, 0), append(meshSrcCPU, 0)
-				return
-			}
-			srcBefore := src.cpuSeconds()
-			d, cpu := syncMeshNode(t, mesh, src.p2p, tip, fmt.Sprintf("btcmesh-%d", r))
-			meshTimes, meshCPU = append(meshTimes, d), append(meshCPU, cpu)
-			meshSrcCPU = append(meshSrcCPU, src.cpuSeconds()-srcBefore)
-			t.Logf("round %d: btcmesh synced in %s", r, d.Round(time.Millisecond))
+			meshRuns = append(meshRuns, run(meshName, doMesh, func() (time.Duration, float64) {
+				return syncMeshNode(t, mesh, src.p2p, tip, meshName)
+			}))
 		}
 		runBtcd := func() {
-			if !doBtcd {
-				btcdTimes, btcdCPU, btcdSrcCPU = append(btcdTimes, 0), append(btcdCPU, 0), append(btcdSrcCPU, 0)
-				return
-			}
-			srcBefore := src.cpuSeconds()
-			d, cpu := syncBtcdNode(t, btcd, src.p2p, tip, fmt.Sprintf("btcd-%d", r))
-			btcdTimes, btcdCPU = append(btcdTimes, d), append(btcdCPU, cpu)
-			btcdSrcCPU = append(btcdSrcCPU, src.cpuSeconds()-srcBefore)
-			t.Logf("round %d: btcd synced in %s", r, d.Round(time.Millisecond))
+			btcdRuns = append(btcdRuns, run(btcdName, doBtcd, func() (time.Duration, float64) {
+				return syncBtcdNode(t, btcd, src.p2p, tip, btcdName)
+			}))
 		}
 		if r%2 == 0 {
 			runMesh()
@@ -109,6 +112,14 @@ func runSyncTable(t *testing.T, cfg syncChainCfg, rounds int, nodes string, out 
 			runMesh()
 		}
 	}
+	times := func(runs []syncRun) []time.Duration {
+		out := make([]time.Duration, len(runs))
+		for i, r := range runs {
+			out[i] = r.took
+		}
+		return out
+	}
+	meshTimes, btcdTimes := times(meshRuns), times(btcdRuns)
 	sum := func(ds []time.Duration) time.Duration {
 		var s time.Duration
 		for _, d := range ds {
@@ -134,7 +145,8 @@ func runSyncTable(t *testing.T, cfg syncChainCfg, rounds int, nodes string, out 
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "round\tbtcmesh\tits source\tbtcd\tits source\t")
 	for r := range rounds {
-		fmt.Fprintf(w, "%d\t%.1f s\t%.1f s\t%.1f s\t%.1f s\t\n", r, meshCPU[r], meshSrcCPU[r], btcdCPU[r], btcdSrcCPU[r])
+		m, b := meshRuns[r], btcdRuns[r]
+		fmt.Fprintf(w, "%d\t%.1f s\t%.1f s\t%.1f s\t%.1f s\t\n", r, m.cpu, m.srcCPU, b.cpu, b.srcCPU)
 	}
 	_ = w.Flush()
 	m := sum(meshTimes).Seconds() / float64(rounds)
@@ -293,7 +305,7 @@ type syncBtcd struct {
 // until its RPC port accepts connections.
 func startSyncBtcd(t *testing.T, bin, name, datadir string, extra ...string) *syncBtcd {
 	t.Helper()
-	b := &syncBtcd{p2p: syncFreeAddr(t), rpcAddr: syncFreeAddr(t)}
+	b := &syncBtcd{p2p: testenv.FreeAddr(t), rpcAddr: testenv.FreeAddr(t)}
 	args := append([]string{
 		"--regtest", "--listen=" + b.p2p, "--rpclisten=" + b.rpcAddr,
 		"--rpcuser=bench", "--rpcpass=bench", "--notls",
@@ -376,7 +388,7 @@ func syncBtcdNode(t *testing.T, bin, source string, tip chainhash.Hash, name str
 // from process start until getbestblockhash is tip.
 func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name string) (time.Duration, float64) {
 	t.Helper()
-	grpcAddr := syncFreeAddr(t)
+	grpcAddr := testenv.FreeAddr(t)
 	cc, err := grpcclient.Dial(grpcAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -384,10 +396,10 @@ func syncMeshNode(t *testing.T, bin, source string, tip chainhash.Hash, name str
 	defer cc.Close()
 	hc := headersv1.NewHeaderServiceClient(cc)
 	start := time.Now()
-	metricsAddr := syncFreeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	args := []string{"node", "--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
 		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0",
-		"--p2p-listen", syncFreeAddr(t), "--connect", source}
+		"--p2p-listen", testenv.FreeAddr(t), "--connect", source}
 	profile := os.Getenv("BTCMESH_BENCH_SYNC_PROFILE")
 	if profile != "" {
 		args = append(args, "--pprof")
@@ -499,16 +511,6 @@ func saveSyncProfile(t *testing.T, addr, d, path string) {
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Logf("profile: %v", err)
 	}
-}
-
-func syncFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // syncBtcdBinary is $BTCD_BIN or btcd built from the version in go.mod,

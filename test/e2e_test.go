@@ -14,6 +14,7 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"github.com/btcmesh/btcmesh/internal/bus"
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // TestNodeEndToEnd runs the whole node in one process and drives it only
@@ -22,10 +23,10 @@ func TestNodeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts the btcmesh binary")
 	}
-	grpcAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	node := start(t, "node", grpcAddr, "node",
 		"--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
-		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
+		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0", "--p2p-listen", testenv.FreeAddr(t))
 	c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 	runScenario(t, c)
 	// One process validates its scripts in process, not over NATS.
@@ -56,7 +57,7 @@ func TestSplitServicesEndToEnd(t *testing.T) {
 	datadir := t.TempDir()
 	addr := map[string]string{}
 	for _, s := range []string{"utxostore", "headers", "txvalidator", "blockvalidator", "miner", "p2p"} {
-		addr[s] = freeAddr(t)
+		addr[s] = testenv.FreeAddr(t)
 	}
 	common := func(s string) []string {
 		return []string{s, "--nats-url", natsSrv.URL(), "--grpc-listen", addr[s], "--metrics-listen", "",
@@ -69,7 +70,7 @@ func TestSplitServicesEndToEnd(t *testing.T) {
 		"--headers-addr", addr["headers"], "--utxostore-addr", addr["utxostore"])...)
 	start(t, "miner", addr["miner"], append(common("miner"),
 		"--headers-addr", addr["headers"], "--utxostore-addr", addr["utxostore"], "--blockvalidator-addr", addr["blockvalidator"])...)
-	start(t, "p2p", addr["p2p"], append(common("p2p"), "--p2p-listen", freeAddr(t),
+	start(t, "p2p", addr["p2p"], append(common("p2p"), "--p2p-listen", testenv.FreeAddr(t),
 		"--headers-addr", addr["headers"], "--blockvalidator-addr", addr["blockvalidator"])...)
 	c := ctlClient{flags: []string{
 		"--rpc", addr["headers"], "--rpc-headers", addr["headers"], "--rpc-utxostore", addr["utxostore"],

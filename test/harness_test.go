@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,17 +42,6 @@ func runMain(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("build btcmesh: %v\n%s", err, out)
 	}
 	return m.Run(), nil
-}
-
-// freeAddr returns a loopback HOST:PORT that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // proc is a btcmesh process started by a test; it is stopped at cleanup

@@ -25,6 +25,7 @@ import (
 	p2pv1 "github.com/btcmesh/btcmesh/proto/btcmesh/p2p/v1"
 
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // hsChain is a regtest chain built in the test: blocks[i] is at height i.
@@ -292,10 +293,10 @@ func TestHostilePeers(t *testing.T) {
 	}
 	_ = probe.Close()
 
-	grpcAddr, p2pAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, p2pAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	start(t, "node", grpcAddr, "node",
 		"--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
-		"--metrics-listen", freeAddr(t), "--nats-listen", "127.0.0.1:0", "--p2p-listen", p2pAddr)
+		"--metrics-listen", testenv.FreeAddr(t), "--nats-listen", "127.0.0.1:0", "--p2p-listen", p2pAddr)
 	cc, err := grpcclient.Dial(grpcAddr)
 	if err != nil {
 		t.Fatal(err)

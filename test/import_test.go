@@ -26,6 +26,7 @@ import (
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // importChainLen is how many blocks on top of genesis the test chain has.
@@ -97,7 +98,7 @@ func TestImportBlockFiles(t *testing.T) {
 	}
 
 	// First run: interrupt it once it has imported something.
-	metricsAddr := freeAddr(t)
+	metricsAddr := testenv.FreeAddr(t)
 	cmd := exec.Command(binPath, append([]string{"import", "--metrics-listen", metricsAddr}, args[1:]...)...)
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
@@ -188,9 +189,9 @@ func TestImportBlockFiles(t *testing.T) {
 	}
 
 	// The node continues from the imported tip and mines on top of it.
-	grpcAddr := freeAddr(t)
+	grpcAddr := testenv.FreeAddr(t)
 	node := start(t, "node", grpcAddr, "node", "--datadir", datadir, "--grpc-listen", grpcAddr,
-		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
+		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", testenv.FreeAddr(t))
 	c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 	if got := c.ok(t, "getblockcount"); got != strconv.Itoa(importChainLen) {
 		t.Fatalf("getblockcount after import = %s", got)
@@ -229,9 +230,9 @@ func TestImportBlockFiles(t *testing.T) {
 // n blocks, read back through the block validator.
 func mineChain(t *testing.T, n int) []*wire.MsgBlock {
 	t.Helper()
-	grpcAddr := freeAddr(t)
+	grpcAddr := testenv.FreeAddr(t)
 	node := start(t, "source node", grpcAddr, "node", "--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
-		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
+		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", testenv.FreeAddr(t))
 	c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 	w := newWallet(t)
 	hashes := decodeJSON[[]string](t, c.ok(t, "generatetoaddress", "101", w.Address.EncodeAddress()))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/rpcclient"
+
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // btcdModule is the Go module the reference node is built from; its
@@ -91,7 +93,7 @@ type btcdNode struct {
 func startBtcd(t *testing.T, miningAddr string, extra ...string) *btcdNode {
 	t.Helper()
 	bin := btcdBinary(t)
-	n := &btcdNode{p2p: freeAddr(t), rpcAddr: freeAddr(t), datadir: t.TempDir(), log: &lockedBuffer{}, done: make(chan error, 1)}
+	n := &btcdNode{p2p: testenv.FreeAddr(t), rpcAddr: testenv.FreeAddr(t), datadir: t.TempDir(), log: &lockedBuffer{}, done: make(chan error, 1)}
 	args := []string{
 		"--regtest", "--listen=" + n.p2p, "--rpclisten=" + n.rpcAddr,
 		"--rpcuser=interop", "--rpcpass=interop", "--notls",

@@ -18,6 +18,8 @@ import (
 	"github.com/btcsuite/btcd/rpcclient"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // interopFee is what every test transaction pays.
@@ -39,8 +41,8 @@ func TestInteropBtcd(t *testing.T) {
 	it.buildChain(100, 200)
 	t.Logf("btcd chain built: height %d, %d transactions, %s", it.height(), it.ntx, time.Since(began).Round(time.Millisecond))
 
-	grpcAddr, metricsAddr := freeAddr(t), freeAddr(t)
-	it.meshP2P = freeAddr(t)
+	grpcAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	it.meshP2P = testenv.FreeAddr(t)
 	syncStart := time.Now()
 	node := start(t, "node", grpcAddr, "node", "--datadir", t.TempDir(), "--grpc-listen", grpcAddr,
 		"--metrics-listen", metricsAddr, "--nats-listen", "127.0.0.1:0",
@@ -290,9 +292,9 @@ func (it *interop) checkSynced(t *testing.T, metricsAddr string) {
 // btcmesh node downloads the chain from both at once and reaches the same
 // tip and UTXO set.
 func (it *interop) parallelSync(t *testing.T) {
-	grpc2 := freeAddr(t)
+	grpc2 := testenv.FreeAddr(t)
 	start(t, "node2", grpc2, "node", "--datadir", t.TempDir(), "--grpc-listen", grpc2,
-		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t),
+		"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", testenv.FreeAddr(t),
 		"--connect", it.bd.p2p, "--connect", it.meshP2P)
 	c2 := ctlClient{flags: []string{"--rpc", grpc2}}
 	tip := it.bd.best(t)

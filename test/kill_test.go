@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/btcmesh/btcmesh/internal/testenv"
 )
 
 // TestKilledImportResumes kills `btcmesh import` with SIGKILL part-way,
@@ -75,9 +77,9 @@ func TestKilledImportResumes(t *testing.T) {
 
 	setInfo := func(datadir string) map[string]any {
 		t.Helper()
-		grpcAddr := freeAddr(t)
+		grpcAddr := testenv.FreeAddr(t)
 		node := start(t, "node on "+filepath.Base(datadir), grpcAddr, "node", "--datadir", datadir, "--grpc-listen", grpcAddr,
-			"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", freeAddr(t))
+			"--metrics-listen", "", "--nats-listen", "127.0.0.1:0", "--p2p-listen", testenv.FreeAddr(t))
 		defer node.stop(t)
 		c := ctlClient{flags: []string{"--rpc", grpcAddr}}
 		return decodeJSON[map[string]any](t, c.ok(t, "gettxoutsetinfo"))

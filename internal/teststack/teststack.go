@@ -34,8 +34,8 @@ type Stack struct {
 	modules               []runner.Module
 }
 
-// New builds the four services on regtest. The UTXO store does not fsync
-// each block (like btcd's ffldb), which keeps tests and benchmarks fast.
+// New builds the four services on regtest with their default settings
+// (the UTXO store keeps blocks in memory between flushes, as in a node).
 func New(t testing.TB) *Stack {
 	t.Helper()
 	nc := testenv.NATS(t)
