@@ -91,10 +91,17 @@ func putEntries(db *badger.DB, nodes []*node, tip *node) error {
 	})
 }
 
-// Durability. The store is opened with SyncWrites, so every badger write
-// is fsynced, but not every index change is written at once: the hot path
-// of a block (SubmitHeaders of its header, SetBlockStatus HAVE_DATA,
-// SetActiveTip with mark_valid) would otherwise cost three fsyncs per
+// Durability. Every write goes to badger's write-ahead log, which badger
+// keeps in a memory-mapped file: a write that returned survives the
+// process being killed. The log is fsynced (for power loss) at most
+// flushDelay after a write, not by each write: the block bytes a
+// HAVE_DATA mark vouches for sit in JetStream's file store, which syncs on
+// its own interval, so an fsync per mark bought no real guarantee and
+// cost milliseconds on every block.
+//
+// Not every index change is written at once either: the hot path of a
+// block (SubmitHeaders of its header, SetBlockStatus HAVE_DATA,
+// SetActiveTip with mark_valid) would otherwise make three writes per
 // block. Two kinds of change are deferred (kept in deferredWrites) and
 // ride along with the next write, with a timer flush flushDelay later, or
 // with Close, whichever comes first:
@@ -104,27 +111,29 @@ func putEntries(db *badger.DB, nodes []*node, tip *node) error {
 //     milliseconds and carries it). A header lost in a crash is simply
 //     announced again by peers or resubmitted with its block; nothing
 //     durable refers to it, because the UTXO store only ever connects
-//     blocks whose HAVE_DATA status, written after the header, is
-//     durable.
+//     blocks whose HAVE_DATA status, written after the header, is in the
+//     log.
 //   - the active tip and VALID marks (SetActiveTip). The UTXO store's tip
 //     is the truth: blockvalidator reconciles at start by marking the
 //     UTXO tip valid and active. A VALID mark lost on an earlier block of
 //     the active chain leaves it HAVE_DATA, which readers treat alike
 //     (connectable, stored, on the active chain).
 //
-// Writes that are not re-derivable stay synchronous and fsynced: header
-// batches (headers-first sync), HAVE_DATA (the block is stored; the UTXO
-// store may connect it next) and INVALID. Each such write also carries
-// everything deferred before it, and badger applies a write atomically,
-// so the durable index is always a prefix of the changes made in memory.
+// Writes that are not re-derivable are written before the call returns:
+// header batches (headers-first sync), HAVE_DATA (the block is stored;
+// the UTXO store may connect it next) and INVALID. Each such write also
+// carries everything deferred before it, and badger applies a write
+// atomically, so the index in the log is always a prefix of the changes
+// made in memory.
 const flushDelay = time.Second
 
 // deferredWrites are index changes made in memory and not yet written.
 // Guarded by Service.mu (write lock).
 type deferredWrites struct {
-	nodes map[chainhash.Hash]*node
-	tip   bool // the active tip changed
-	timer *time.Timer
+	nodes    map[chainhash.Hash]*node
+	tip      bool // the active tip changed
+	unsynced bool // badger's log holds writes not fsynced yet
+	timer    *time.Timer
 }
 
 // deferNodes records that nodes changed in memory; deferTip that the
@@ -144,8 +153,8 @@ func (s *Service) deferTip() {
 	s.armFlush()
 }
 
-// armFlush makes sure deferred changes reach the disk within flushDelay
-// even if no other write comes.
+// armFlush makes sure deferred changes are written, and the log fsynced,
+// within flushDelay even if no other write comes.
 func (s *Service) armFlush() {
 	if s.lazy.timer != nil {
 		return
@@ -159,14 +168,33 @@ func (s *Service) armFlush() {
 		}
 		if err := s.persist(nil, nil); err != nil {
 			s.log.Error("store deferred index changes failed", "err", err)
+			return
+		}
+		if err := s.syncLog(); err != nil {
+			s.log.Error("sync headers store failed", "err", err)
 		}
 	})
 }
 
-// persist writes entries (and the tip when not nil) in one fsynced
-// transaction, together with every deferred change (written first, from
-// the nodes' current state, so that the explicit entries win). The caller
-// holds s.mu. Deferred changes stay pending when the write fails.
+// syncLog fsyncs badger's log when it holds writes not synced yet. The
+// caller holds s.mu.
+func (s *Service) syncLog() error {
+	if !s.lazy.unsynced {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		s.armFlush() // try again
+		return err
+	}
+	s.lazy.unsynced = false
+	return nil
+}
+
+// persist writes entries (and the tip when not nil) in one transaction,
+// fsynced within flushDelay, together with every deferred change (written
+// first, from the nodes' current state, so that the explicit entries win).
+// The caller holds s.mu. Deferred changes stay pending when the write
+// fails.
 func (s *Service) persist(nodes []*node, tip *node) error {
 	all := nodes
 	if len(s.lazy.nodes) > 0 {
@@ -187,6 +215,8 @@ func (s *Service) persist(nodes []*node, tip *node) error {
 	}
 	clear(s.lazy.nodes)
 	s.lazy.tip = false
+	s.lazy.unsynced = true
+	s.armFlush()
 	return nil
 }
 
@@ -197,14 +227,21 @@ func (s *Service) flushDeferred() error {
 		s.lazy.timer.Stop()
 		s.lazy.timer = nil
 	}
-	return s.persist(nil, nil)
+	if err := s.persist(nil, nil); err != nil {
+		return err
+	}
+	if s.lazy.timer != nil { // armed again by persist: Close syncs now
+		s.lazy.timer.Stop()
+		s.lazy.timer = nil
+	}
+	return s.syncLog()
 }
 
 // openStore opens the badger database in dir.
 func openStore(dir string, log *slog.Logger) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log}).
-		WithSyncWrites(true).
+		WithSyncWrites(false). // see Durability
 		WithValueLogFileSize(64 << 20).
 		WithMemTableSize(16 << 20).
 		WithNumCompactors(2)
