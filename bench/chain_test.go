@@ -62,7 +62,8 @@ func newGen(t testing.TB, nKeys int) *gen {
 	}
 	g.tip = *g.params.GenesisHash
 	// btcd enforces BIP16 (so also segwit) by timestamp, from April 2012:
-	// the chain starts two days ago, 10 minutes a block.
+	// the chain starts two days ago, a minute a block (room for 2,880
+	// blocks before the two-hour future limit).
 	g.time = time.Now().Add(-48 * time.Hour).Truncate(time.Second)
 	return g
 }
@@ -81,7 +82,7 @@ func (g *gen) block(t testing.TB, fees int64, txs ...*wire.MsgTx) *wire.MsgBlock
 		SignatureScript: script, Sequence: wire.MaxTxInSequenceNum})
 	cb.AddTxOut(&wire.TxOut{Value: blockchain.CalcBlockSubsidy(h, g.params) + fees, PkScript: g.keys[0].pkScript})
 	mb := &wire.MsgBlock{Header: wire.BlockHeader{
-		Version: 0x20000000, PrevBlock: g.tip, Timestamp: g.time.Add(10 * time.Minute), Bits: g.params.PowLimitBits,
+		Version: 0x20000000, PrevBlock: g.tip, Timestamp: g.time.Add(time.Minute), Bits: g.params.PowLimitBits,
 	}}
 	mb.AddTransaction(cb)
 	witness := false
@@ -195,11 +196,17 @@ func (g *gen) fund(t testing.TB, n, perCoinbase int) []coin {
 		fan = append(fan, tx)
 		coins = append(coins, outputs(tx, g.keys)...)
 	}
-	var fees int64
-	for _, tx := range fan {
-		fees += fanFee(cbs, tx)
+	// A fan-out transaction is about 62 kB at 2,000 outputs: a dozen
+	// per block keeps every funding block under the 1 MB base size.
+	const perBlock = 12
+	for lo := 0; lo < len(fan); lo += perBlock {
+		part := fan[lo:min(lo+perBlock, len(fan))]
+		var fees int64
+		for _, tx := range part {
+			fees += fanFee(cbs, tx)
+		}
+		g.block(t, fees, part...)
 	}
-	g.block(t, fees, fan...)
 	return coins
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"text/tabwriter"
@@ -35,7 +37,9 @@ func envInt(t testing.TB, name string, def int) int {
 
 // TestConsensusTable prints the validation table (make bench). Every ratio
 // compares runs made side by side in this process; nothing is asserted
-// about time.
+// about time. BTCMESH_BENCH_ROUNDS sets the blocks per row (3), and
+// BTCMESH_BENCH_PROFILE=DIR saves a CPU profile of each of btcmesh's
+// mempool-validated submissions there.
 func TestConsensusTable(t *testing.T) {
 	if os.Getenv("BTCMESH_BENCH") == "" {
 		t.Skip("set BTCMESH_BENCH=1 to print the validation table (make bench)")
@@ -132,7 +136,9 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		if !meshFirst {
 			warm.ref += timed(func() { bc.process(t, b.block) })
 		}
+		stop := profileRow3(t, i)
 		warm.mesh += timed(func() { m.submit(t, b.raw) })
+		stop()
 		if meshFirst {
 			warm.ref += timed(func() { bc.process(t, b.block) })
 		}
@@ -200,4 +206,27 @@ func timed(f func()) time.Duration {
 	start := time.Now()
 	f()
 	return time.Since(start)
+}
+
+// profileRow3 starts a CPU profile of one mempool-validated submission
+// when BTCMESH_BENCH_PROFILE names a directory (row3-<round>.pprof there;
+// merge them with go tool pprof); it returns what stops it.
+func profileRow3(t testing.TB, round int) func() {
+	dir := os.Getenv("BTCMESH_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("row3-%d.pprof", round)))
+	if err != nil {
+		t.Fatalf("BTCMESH_BENCH_PROFILE: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatalf("BTCMESH_BENCH_PROFILE: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			t.Errorf("BTCMESH_BENCH_PROFILE: %v", err)
+		}
+	}
 }

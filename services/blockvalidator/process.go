@@ -222,6 +222,7 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 			return nil, false, err
 		}
 	}
+	tr.mark("put")
 	if b != nil {
 		b.haveData = append(b.haveData, hash)
 	} else if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_HAVE_DATA, ""); err != nil {

@@ -78,8 +78,11 @@
 // first (pending.go), as Bitcoin Core's coins cache does; a flush writes
 // it with the tip record in one fsynced transaction every
 // --utxostore-flush-interval (10 s), sooner when it fills a sixth of the
-// memtable, and at shutdown. Outputs created and spent between two flushes
-// never reach badger. A crash at any moment leaves badger at the last
+// memtable, and at shutdown. The timed and size-triggered flushes run in
+// the background: the layer is frozen and written while blocks go on
+// changing a new layer above it, so a connect never waits for badger
+// (unless two layers are full). Outputs created and spent between two
+// flushes never reach badger. A crash at any moment leaves badger at the last
 // flush, a consistent set; blockvalidator then connects the blocks since
 // again from the block store (the store's tip is the truth).
 package utxostore

@@ -24,6 +24,12 @@ type pendingCoin struct {
 // Reading the set at the store's tip (store.cur) means: pending first,
 // then badger, which holds exactly the flushed tip's set; an outpoint
 // pending does not name has the same coin (or none) in both.
+//
+// While a flush writes in the background, the layer it writes is frozen
+// and becomes base of a new, live layer: reads ask the live layer, then
+// base, then badger. Badger, for the live layer, means badger once base
+// is written (its FRESH flags say so), and a flush writes base before
+// the live layer, so the order of writes keeps every flag right.
 type pending struct {
 	coins map[wire.OutPoint]pendingCoin
 	// undo are the undo records of blocks connected since the flush;
@@ -32,6 +38,9 @@ type pending struct {
 	undoGone map[chainhash.Hash]struct{}
 	// bytes approximates what a flush writes (keys and values).
 	bytes int
+	// base is the frozen layer a background flush is writing (nil when
+	// none); it never has a base of its own and is never changed.
+	base *pending
 }
 
 func newPending() *pending {
@@ -45,11 +54,14 @@ func newPending() *pending {
 // entries is how many badger writes a flush makes (besides the tip).
 func (p *pending) entries() int { return len(p.coins) + len(p.undo) + len(p.undoGone) }
 
-// get returns the outpoint's coin as pending knows it: ok is false when
-// pending does not name the outpoint (badger answers); val is nil when it
-// names it as holding no coin.
+// get returns the outpoint's coin as pending (with its base) knows it: ok
+// is false when neither names the outpoint (badger answers); val is nil
+// when the outpoint is named as holding no coin.
 func (p *pending) get(op wire.OutPoint) (val []byte, ok bool) {
 	e, ok := p.coins[op]
+	if !ok && p.base != nil {
+		e, ok = p.base.coins[op]
+	}
 	return e.val, ok
 }
 
@@ -94,10 +106,14 @@ func (p *pending) dropUndo(hash chainhash.Hash) {
 	p.undoGone[hash] = struct{}{}
 }
 
-// undoOf returns a block's undo record if pending holds it; gone reports
-// that the flushed record is deleted.
+// undoOf returns a block's undo record if pending (or its base) holds
+// it; gone reports that the flushed record is deleted.
 func (p *pending) undoOf(hash chainhash.Hash) (rec []byte, ok, gone bool) {
-	rec, ok = p.undo[hash]
-	_, gone = p.undoGone[hash]
-	return rec, ok, gone
+	if rec, ok = p.undo[hash]; ok {
+		return rec, true, false
+	}
+	if _, gone = p.undoGone[hash]; gone || p.base == nil {
+		return nil, false, gone
+	}
+	return p.base.undoOf(hash)
 }

@@ -38,11 +38,14 @@ type store struct {
 	cur, flushed tipState
 
 	// flushEvery is the longest pending changes wait (0: flush every
-	// block); lastFlush is when the last flush ran. txnEntries and
+	// block); lastFlush is when the last flush started. txnEntries and
 	// txnBytes are what one badger transaction holds.
 	flushEvery           time.Duration
 	lastFlush            time.Time
 	txnEntries, txnBytes int
+	// inflight is the flush writing in the background (nil when none);
+	// guarded by mu.
+	inflight *flushJob
 
 	// stopFlush ends the periodic flush (nil when every block flushes);
 	// flushDone is closed once it has.
@@ -172,28 +175,115 @@ func (s *store) flushLoop(every time.Duration) {
 			return
 		case <-tick.C:
 			s.mu.Lock()
+			if err := s.reap(false); err != nil {
+				s.log.Error("utxo store flush failed; will retry", "err", err)
+			}
 			if time.Since(s.lastFlush) >= every {
-				if err := s.flushLocked(); err != nil {
-					s.log.Error("utxo store flush failed; will retry", "err", err)
-				}
+				s.startFlush()
 			}
 			s.mu.Unlock()
 		}
 	}
 }
 
-// flushLocked writes the pending changes and the tip record to badger in
-// one fsynced transaction; the caller holds mu. Badger then holds the
-// set at cur. On failure nothing pending is dropped (a retry writes the
-// same values).
+// flushJob is one background flush: the frozen layer it writes and the
+// tip that layer completes.
+type flushJob struct {
+	layer *pending
+	tip   tipState
+	done  chan struct{} // closed when the write returned
+	err   error         // the write's error, set before done closes
+}
+
+// startFlush freezes the pending changes and writes them in the
+// background (see pending), so that connecting blocks never waits for
+// badger; the caller holds mu. At most one flush is in flight: while one
+// is, startFlush does nothing.
+func (s *store) startFlush() {
+	s.lastFlush = time.Now()
+	if s.reap(false) != nil || s.inflight != nil {
+		return
+	}
+	if s.pend.entries() == 0 && s.cur == s.flushed {
+		return
+	}
+	s.cacheMu.Lock()
+	frozen := s.pend
+	s.pend = newPending()
+	s.pend.base = frozen
+	job := &flushJob{layer: frozen, tip: s.cur, done: make(chan struct{})}
+	s.cacheMu.Unlock()
+	s.inflight = job
+	go func() {
+		job.err = s.write(job.layer, job.tip)
+		close(job.done)
+	}()
+}
+
+// reap ends the background flush once it has written (with wait, waiting
+// for it): the frozen layer is dropped and badger's tip is the one it
+// wrote. A failed write is retried here, holding mu; if it fails again
+// the flush stays in flight and reap returns the error. The caller holds
+// mu, so no reader of the live layer works from a badger snapshot older
+// than the write while base goes.
+func (s *store) reap(wait bool) error {
+	j := s.inflight
+	if j == nil {
+		return nil
+	}
+	if wait {
+		<-j.done
+	} else {
+		select {
+		case <-j.done:
+		default:
+			return nil
+		}
+	}
+	if j.err != nil {
+		s.log.Error("utxo store flush failed; retrying", "err", j.err)
+		if j.err = s.write(j.layer, j.tip); j.err != nil {
+			return j.err
+		}
+	}
+	s.cacheMu.Lock()
+	if s.pend.base == j.layer {
+		s.pend.base = nil
+	}
+	s.flushed = j.tip
+	s.cacheMu.Unlock()
+	s.inflight = nil
+	return nil
+}
+
+// flushLocked writes every pending change and the tip record to badger
+// before it returns: it waits for a background flush, then writes the
+// live layer in one transaction. The caller holds mu. A failed flush
+// keeps the changes pending.
 func (s *store) flushLocked() error {
 	s.lastFlush = time.Now()
+	if err := s.reap(true); err != nil {
+		return err
+	}
 	if s.pend.entries() == 0 && s.cur == s.flushed {
 		return nil
 	}
+	if err := s.write(s.pend, s.cur); err != nil {
+		return err
+	}
+	s.cacheMu.Lock()
+	s.pend, s.flushed = newPending(), s.cur
+	s.cacheMu.Unlock()
+	return nil
+}
+
+// write writes one layer of changes, without its base, and tip as the tip
+// record, in one fsynced badger transaction. It only reads p, which no
+// one changes while it is frozen or while the caller holds mu.
+func (s *store) write(p *pending, tip tipState) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	for op, e := range s.pend.coins {
+	for op, e := range p.coins {
 		k := coinKey(&op.Hash, op.Index)
 		var err error
 		if e.val == nil {
@@ -205,50 +295,56 @@ func (s *store) flushLocked() error {
 			return txnErr(err)
 		}
 	}
-	for h := range s.pend.undoGone {
-		if _, again := s.pend.undo[h]; !again {
+	for h := range p.undoGone {
+		if _, again := p.undo[h]; !again {
 			if err := txn.Delete(undoKey(&h)); err != nil {
 				return txnErr(err)
 			}
 		}
 	}
-	for h, rec := range s.pend.undo {
+	for h, rec := range p.undo {
 		if err := txn.Set(undoKey(&h), rec); err != nil {
 			return txnErr(err)
 		}
 	}
-	if err := txn.Set(tipKey(), s.cur.encode()); err != nil {
+	if err := txn.Set(tipKey(), tip.encode()); err != nil {
 		return txnErr(err)
 	}
 	if err := txn.Commit(); err != nil {
 		return txnErr(err)
 	}
-	s.cacheMu.Lock()
-	s.pend, s.flushed = newPending(), s.cur
-	s.cacheMu.Unlock()
 	return nil
 }
 
 // makeRoom prepares the pending changes to take one block's: add writes
 // of addBytes. A block that would not fit one flush on its own is refused
-// (ErrTxnTooBig) before anything changes; when it would take the pending
-// changes past half of one flush, they are flushed first. The caller holds
-// mu.
+// (ErrTxnTooBig) before anything changes; when it would take the live
+// layer past half of one flush, the layer is frozen and flushed in the
+// background first (after waiting for the flush before it, so that at
+// most two layers are ever held). The caller holds mu.
 func (s *store) makeRoom(add, addBytes int) error {
 	if add > s.txnEntries || addBytes > s.txnBytes {
 		return txnErr(badger.ErrTxnTooBig)
 	}
 	if n := s.pend.entries(); n > 0 && (n+add > s.txnEntries/2 || s.pend.bytes+addBytes > s.txnBytes/2) {
-		return s.flushLocked()
+		if err := s.reap(true); err != nil {
+			return err
+		}
+		s.startFlush()
 	}
 	return nil
 }
 
-// afterChange flushes once the pending changes waited flushEvery (at once
-// when it is 0); the caller holds mu. A failed flush keeps them pending:
-// the block is connected in memory and the next flush retries.
+// afterChange starts a background flush once the pending changes waited
+// flushEvery, and flushes at once when it is 0; the caller holds mu. A
+// failed flush keeps them pending: the block is connected in memory and
+// the next flush retries.
 func (s *store) afterChange() {
 	if time.Since(s.lastFlush) < s.flushEvery {
+		return
+	}
+	if s.flushEvery > 0 {
+		s.startFlush()
 		return
 	}
 	if err := s.flushLocked(); err != nil {
