@@ -432,7 +432,7 @@ func (s *Service) loadReceived(ctx context.Context, msg jetstream.Msg) *received
 // batchState is what preparing a batch of received blocks collects: the
 // blocks awaiting activation, and the stored blocks to mark HAVE_DATA,
 // which one headers write marks together before the batch activates
-// (one fsync instead of one a block).
+// (one write instead of one a block).
 type batchState struct {
 	cache    blockCache
 	haveData []chainhash.Hash

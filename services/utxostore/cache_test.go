@@ -1,8 +1,6 @@
 package utxostore
 
 import (
-	"bytes"
-	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -53,22 +51,11 @@ func TestCoinCacheIsExact(t *testing.T) {
 			t.Fatalf("%s: tips differ %+v %+v", what, at, bt)
 		}
 		for i := range a {
-			if a[i].found != b[i].found || a[i].coin.amount != b[i].coin.amount || a[i].coin.height != b[i].coin.height ||
-				a[i].coin.coinbase != b[i].coin.coinbase || !bytes.Equal(a[i].coin.script, b[i].coin.script) {
+			if !sameLookup(a[i], b[i]) {
 				t.Fatalf("%s: %s answered %+v with the cache, %+v without", what, sample[i], a[i], b[i])
 			}
 		}
-		sa, err := cached.stats(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sb, err := plain.stats(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sa.hashSerialized != sb.hashSerialized || sa.txouts != sb.txouts || sa.tip != sb.tip {
-			t.Fatalf("%s: sets differ", what)
-		}
+		sameStoreSet(t, what, cached, plain)
 	}
 	hits, spends := 0, 0
 	connect := func(h int) {

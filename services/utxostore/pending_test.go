@@ -1,7 +1,6 @@
 package utxostore
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -145,9 +144,7 @@ func TestBackgroundFlushLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range probe {
-			g, w := got[i], want[i]
-			if g.found != w.found || g.coin.height != w.coin.height || g.coin.coinbase != w.coin.coinbase ||
-				g.coin.amount != w.coin.amount || !bytes.Equal(g.coin.script, w.coin.script) {
+			if !sameLookup(got[i], want[i]) {
 				t.Fatalf("%s (flush in flight: %v): %s is %+v, want %+v", step.name, inflight, probe[i], got[i], want[i])
 			}
 		}
@@ -155,15 +152,5 @@ func TestBackgroundFlushLayers(t *testing.T) {
 			flushBehind()
 		}
 	}
-	a, err := bg.stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ref.stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.tip != b.tip || a.txouts != b.txouts || a.hashSerialized != b.hashSerialized {
-		t.Fatalf("background-flushed set %+v differs from the per-block one %+v", a.tip, b.tip)
-	}
+	sameStoreSet(t, "background-flushed against per-block", bg, ref)
 }

@@ -175,11 +175,10 @@ func (s *store) flushLoop(every time.Duration) {
 			return
 		case <-tick.C:
 			s.mu.Lock()
-			if err := s.reap(false); err != nil {
-				s.log.Error("utxo store flush failed; will retry", "err", err)
-			}
 			if time.Since(s.lastFlush) >= every {
-				s.startFlush()
+				s.startFlush() // reaps the previous flush first
+			} else if err := s.reap(false); err != nil {
+				s.log.Error("utxo store flush failed; will retry", "err", err)
 			}
 			s.mu.Unlock()
 		}
@@ -200,13 +199,14 @@ type flushJob struct {
 // badger; the caller holds mu. At most one flush is in flight: while one
 // is, startFlush does nothing.
 func (s *store) startFlush() {
+	if err := s.reap(false); err != nil {
+		s.log.Error("utxo store flush failed; will retry", "err", err)
+		return
+	}
+	if s.inflight != nil || (s.pend.entries() == 0 && s.cur == s.flushed) {
+		return
+	}
 	s.lastFlush = time.Now()
-	if s.reap(false) != nil || s.inflight != nil {
-		return
-	}
-	if s.pend.entries() == 0 && s.cur == s.flushed {
-		return
-	}
 	s.cacheMu.Lock()
 	frozen := s.pend
 	s.pend = newPending()
