@@ -14,13 +14,12 @@ import (
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 	minerv1 "github.com/btcmesh/btcmesh/proto/btcmesh/miner/v1"
 
-	"github.com/btcmesh/btcmesh/internal/testenv"
 	"github.com/btcmesh/btcmesh/internal/teststack"
 	"github.com/btcmesh/btcmesh/services/miner"
 )
 
-// mesh is btcmesh's block path wired as in single-process mode (as
-// test/pipeline_test.go does), plus the miner for the mempool rows.
+// mesh is btcmesh's block path (internal/teststack), plus the miner for
+// the mempool rows.
 type mesh struct {
 	bv      blockvalidatorv1.BlockValidatorServiceClient
 	miner   minerv1.MinerServiceClient
@@ -69,18 +68,25 @@ func (m *mesh) phases(t testing.TB) phases {
 	}
 }
 
-func startMesh(t testing.TB) *mesh {
+// startMesh starts the block path and the miner: wired as separate pods
+// (services over loopback gRPC, scripts through the NATS pool), or with
+// node as `btcmesh node` wires them in one process.
+func startMesh(t testing.TB, node bool) *mesh {
 	t.Helper()
-	st := teststack.New(t)
+	st := teststack.New
+	if node {
+		st = teststack.NewNode
+	}
+	stack := st(t)
 	mcfg := miner.DefaultConfig()
-	mcfg.HeadersAddr, mcfg.UtxoStoreAddr, mcfg.BlockValidatorAddr = st.Addr, st.Addr, st.Addr
-	mn, err := miner.New(mcfg, testenv.Deps(t, st.NATS))
+	mcfg.HeadersAddr, mcfg.UtxoStoreAddr, mcfg.BlockValidatorAddr = stack.Addr, stack.Addr, stack.Addr
+	mn, err := miner.New(mcfg, stack.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := st.Serve(t, mn)
+	cc := stack.Serve(t, mn)
 	return &mesh{bv: blockvalidatorv1.NewBlockValidatorServiceClient(cc), miner: minerv1.NewMinerServiceClient(cc),
-		headers: headersv1.NewHeaderServiceClient(cc), bvMetrics: st.BlockValidatorMetrics}
+		headers: headersv1.NewHeaderServiceClient(cc), bvMetrics: stack.BlockValidatorMetrics}
 }
 
 // submitHeaders announces blocks' headers (headers-first sync).

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"testing"
 	"text/tabwriter"
@@ -99,10 +100,16 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		blocks[i] = &measured{coins: cs, txs: txs, block: mb, raw: serialize(t, mb), sigs: sigJobs(t, cs, txs)}
 	}
 
-	m := startMesh(t)
+	// m is the split shape, which every row measures; node is the
+	// single-process shape, which row 3 measures as well. node gets every
+	// block m gets up to row 3, untimed unless row 3.
+	m := startMesh(t, false)
+	node := startMesh(t, true)
 	bc := newBtcdChain(t, g.params)
 	for _, mb := range g.blocks[:nFunding] {
-		m.submit(t, serialize(t, mb))
+		raw := serialize(t, mb)
+		m.submit(t, raw)
+		node.submit(t, raw)
 		bc.process(t, mb)
 	}
 
@@ -110,10 +117,13 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 	verifyAll(t, blocks[0].sigs)
 	verifyAllLibsecp(t, blocks[0].sigs)
 	m.submit(t, blocks[0].raw)
+	node.submit(t, blocks[0].raw)
 	bc.process(t, blocks[0].block)
 
 	var raw, cold, warm, seq timings
 	var rawLibsecp time.Duration
+	var warmNode time.Duration
+	var warmEach, warmNodeEach []time.Duration // row 3's submissions, one by one
 	p0 := m.phases(t)
 	for i, b := range blocks[1 : 1+cfg.rounds] {
 		raw.ref += verifyAll(t, b.sigs)
@@ -126,21 +136,37 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		if meshFirst {
 			cold.ref += timed(func() { bc.process(t, b.block) })
 		}
+		node.submit(t, b.raw)
 	}
 	p1 := m.phases(t)
 	for i, b := range blocks[1+cfg.rounds : 1+2*cfg.rounds] {
 		m.mempool(t, b.txs)
+		node.mempool(t, b.txs)
 		bc.warm(t, b.coins, b.txs, g.height)
 		time.Sleep(300 * time.Millisecond) // tx.accepted events reach every subscriber
-		meshFirst := i%2 == 0
-		if !meshFirst {
-			warm.ref += timed(func() { bc.process(t, b.block) })
+		// The three take turns going first.
+		steps := []func(){
+			func() { warm.ref += timed(func() { bc.process(t, b.block) }) },
+			func() {
+				stop := profileRow3(t, "split", i)
+				d := timed(func() { m.submit(t, b.raw) })
+				stop()
+				warm.mesh += d
+				warmEach = append(warmEach, d)
+			},
+			func() {
+				stop := profileRow3(t, "node", i)
+				d := timed(func() { node.submit(t, b.raw) })
+				stop()
+				warmNode += d
+				warmNodeEach = append(warmNodeEach, d)
+			},
 		}
-		stop := profileRow3(t, i)
-		warm.mesh += timed(func() { m.submit(t, b.raw) })
-		stop()
-		if meshFirst {
-			warm.ref += timed(func() { bc.process(t, b.block) })
+		for k := range steps {
+			// Each starts on a quiet machine: the one before it may still
+			// be handling its block's aftermath (a miner re-templating).
+			time.Sleep(200 * time.Millisecond)
+			steps[(i+k)%len(steps)]()
 		}
 	}
 
@@ -187,6 +213,8 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		per(cold.mesh), per(cold.ref), cold.mesh.Seconds()/cold.ref.Seconds())
 	fmt.Fprintf(w, "3\tmempool-validated block, time vs btcd warm caches\t%s\t%s\t%.3f\t<= 0.3\t\n",
 		per(warm.mesh), per(warm.ref), warm.mesh.Seconds()/warm.ref.Seconds())
+	fmt.Fprintf(w, "3n\tsame, services wired as one process (btcmesh node)\t%s\t%s\t%.3f\t<= 0.3\t\n",
+		per(warmNode), per(warm.ref), warmNode.Seconds()/warm.ref.Seconds())
 	fmt.Fprintf(w, "4\t%d-block chain in one connect plan, time vs btcd\t%s\t%s\t%.3f\t< 1\t\n",
 		chainLen, fmt.Sprintf("%.0f in/s", nChain/seq.mesh.Seconds()), fmt.Sprintf("%.0f in/s", nChain/seq.ref.Seconds()),
 		seq.mesh.Seconds()/seq.ref.Seconds())
@@ -199,8 +227,19 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 	fmt.Fprintf(out, "btcmesh split per block (SubmitBlock / connect step / txvalidator pool): cold %s / %s / %s, mempool-validated %s / %s / %s\n",
 		per(cold.mesh), per(p1.connect-p0.connect), per(p1.txs-p0.txs),
 		per(warm.mesh), per(p2.connect-p1.connect), per(p2.txs-p1.txs))
+	for _, r := range []struct {
+		name string
+		each []time.Duration
+	}{{"3", warmEach}, {"3n", warmNodeEach}} {
+		slices.Sort(r.each)
+		fmt.Fprintf(out, "row %s submissions: min %s, median %s, max %s\n",
+			r.name, ms(r.each[0]), ms(r.each[len(r.each)/2]), ms(r.each[len(r.each)-1]))
+	}
 	return m
 }
+
+// ms formats d in milliseconds.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 func timed(f func()) time.Duration {
 	start := time.Now()
@@ -209,14 +248,14 @@ func timed(f func()) time.Duration {
 }
 
 // profileRow3 starts a CPU profile of one mempool-validated submission
-// when BTCMESH_BENCH_PROFILE names a directory (row3-<round>.pprof there;
-// merge them with go tool pprof); it returns what stops it.
-func profileRow3(t testing.TB, round int) func() {
+// when BTCMESH_BENCH_PROFILE names a directory (row3-<shape>-<round>.pprof
+// there; merge them with go tool pprof); it returns what stops it.
+func profileRow3(t testing.TB, shape string, round int) func() {
 	dir := os.Getenv("BTCMESH_BENCH_PROFILE")
 	if dir == "" {
 		return func() {}
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("row3-%d.pprof", round)))
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("row3-%s-%d.pprof", shape, round)))
 	if err != nil {
 		t.Fatalf("BTCMESH_BENCH_PROFILE: %v", err)
 	}

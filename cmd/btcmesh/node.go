@@ -22,11 +22,6 @@ import (
 	"github.com/btcmesh/btcmesh/services/txvalidator"
 )
 
-// nodeBlockCacheBytes bounds the blocks the services of one process share
-// in memory (blockstore.Cache): a download window's worth of small blocks,
-// a few dozen full ones.
-const nodeBlockCacheBytes = 128 << 20
-
 // runNode runs all six services in one process, sharing one gRPC server,
 // one NATS connection (to an embedded server unless --nats-url is given)
 // and one metrics endpoint.
@@ -135,7 +130,7 @@ func runInProcess(ctx context.Context, p inProcess) error {
 	// every service of the process without a socket.
 	var local runner.ScriptValidator
 	channel := inproc.New()
-	blocks := blockstore.NewCache(nodeBlockCacheBytes)
+	blocks := blockstore.NewCache(blockstore.ProcessCacheBytes)
 	for _, name := range p.names {
 		svcLog, err := logging.New(os.Stderr, name, c.logLevel)
 		if err != nil {

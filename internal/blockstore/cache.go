@@ -20,6 +20,11 @@ type Cache struct {
 	order  []chainhash.Hash // insertion order, for eviction
 }
 
+// ProcessCacheBytes bounds the blocks the services of one process share
+// in memory (`btcmesh node`): a download window's worth of small blocks,
+// a few dozen full ones.
+const ProcessCacheBytes = 128 << 20
+
 // NewCache returns a cache of at most maxBytes of blocks.
 func NewCache(maxBytes int) *Cache {
 	return &Cache{max: maxBytes, blocks: make(map[chainhash.Hash][]byte)}

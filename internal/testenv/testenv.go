@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/btcmesh/btcmesh/internal/bus"
 	"github.com/btcmesh/btcmesh/internal/chain"
@@ -66,12 +67,20 @@ func Listener(t testing.TB) string {
 // is ready. The runner stops when the test ends.
 func Serve(t testing.TB, addr string, modules ...runner.Module) {
 	t.Helper()
+	ServeInProc(t, addr, nil, modules...)
+}
+
+// ServeInProc is Serve that also registers every module's services on
+// channel (the in-process channel `btcmesh node` gives its services as
+// runner.Deps.Local); a nil channel is Serve.
+func ServeInProc(t testing.TB, addr string, channel grpc.ServiceRegistrar, modules ...runner.Module) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- runner.Run(ctx, runner.Options{
 			GRPCListen: addr, Registry: prometheus.NewRegistry(), Log: Logger(),
-			Network: "regtest", StopTimeout: 5 * time.Second,
+			Network: "regtest", StopTimeout: 5 * time.Second, InProc: channel,
 		}, modules...)
 	}()
 	t.Cleanup(func() {
