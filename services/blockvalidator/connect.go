@@ -16,6 +16,9 @@ import (
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
+	"github.com/btcmesh/btcmesh/internal/coin"
+	"github.com/btcmesh/btcmesh/internal/packed"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -191,7 +194,7 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 func (s *Service) commit(ctx context.Context, c *cand, start time.Time) error {
 	tr := s.newTrace()
 	cctx, cancel := callCtx(ctx)
-	_, err := s.utxo.ConnectBlock(cctx, &utxostorev1.ConnectBlockRequest{Block: c.raw, Height: c.height})
+	_, err := s.utxo.ConnectBlock(cctx, &utxostorev1.ConnectBlockRequest{Changes: blockchanges.Proto(c.block), Height: c.height})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("utxostore.ConnectBlock %s: %w", c.hash, err)
@@ -235,18 +238,15 @@ func (s *Service) lookupUtxos(ctx context.Context, hash chainhash.Hash, all []wi
 	for lo := 0; lo < len(ask); lo += lookupChunk {
 		part := ask[lo:min(lo+lookupChunk, len(ask))]
 		g.Go(func() error {
-			req := &utxostorev1.GetUtxosRequest{Outpoints: make([]*commonv1.OutPoint, len(part))}
-			for k, i := range part {
-				req.Outpoints[k] = &commonv1.OutPoint{Txid: all[i].Hash[:], Index: all[i].Index}
+			req := &utxostorev1.GetUtxosRequest{PackedOutpoints: make([]byte, 0, len(part)*packed.OutPointLen)}
+			for _, i := range part {
+				req.PackedOutpoints = packed.AppendOutPoint(req.PackedOutpoints, all[i])
 			}
 			cctx, cancel := callCtx(gctx)
 			resp, err := s.utxo.GetUtxos(cctx, req)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("utxostore.GetUtxos for %s: %w", hash, err)
-			}
-			if len(resp.GetUtxos()) != len(part) {
-				return fmt.Errorf("utxostore.GetUtxos answered %d of %d outpoints", len(resp.GetUtxos()), len(part))
 			}
 			if ov != nil {
 				tip, err := hashFrom(resp.GetTipHash())
@@ -257,8 +257,24 @@ func (s *Service) lookupUtxos(ctx context.Context, hash chainhash.Hash, all []wi
 					return fmt.Errorf("%w: utxo snapshot at %s is not on the speculated chain", errSpeculation, tip)
 				}
 			}
-			for k, u := range resp.GetUtxos() {
-				utxos[part[k]] = utxoAt{found: u.GetFound(), out: u.GetOutput(), height: u.GetHeight(), coinbase: u.GetCoinbase()}
+			rest := resp.GetPackedUtxos()
+			for k, i := range part {
+				var v []byte
+				if v, rest, err = packed.NextRecord(rest); err != nil {
+					return fmt.Errorf("utxostore.GetUtxos answer %d of %d: %w", k, len(part), err)
+				}
+				if len(v) == 0 {
+					continue
+				}
+				c, _, err := coin.Decode(v)
+				if err != nil {
+					return fmt.Errorf("utxostore.GetUtxos answer for %s: %w", all[i], err)
+				}
+				utxos[i] = utxoAt{found: true, out: &commonv1.TxOut{Value: c.Amount, PkScript: c.Script},
+					height: c.Height, coinbase: c.Coinbase}
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("utxostore.GetUtxos answered more than %d outpoints", len(part))
 			}
 			return nil
 		})

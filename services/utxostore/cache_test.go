@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
 )
 
 // TestCoinCacheIsExact drives a store with a coin cache small enough to
@@ -70,13 +72,13 @@ func TestCoinCacheIsExact(t *testing.T) {
 		if _, _, err := cached.lookupMany(ins); err != nil {
 			t.Fatal(err)
 		}
-		r, err := cached.connect(blocks[h-1], int32(h))
+		r, err := cached.connect(blockchanges.Of(blocks[h-1]), int32(h))
 		if err != nil {
 			t.Fatalf("cached connect %d: %v", h, err)
 		}
 		hits += r.cacheHits
 		spends += r.spent
-		if _, err := plain.connect(blocks[h-1], int32(h)); err != nil {
+		if _, err := plain.connect(blockchanges.Of(blocks[h-1]), int32(h)); err != nil {
 			t.Fatalf("plain connect %d: %v", h, err)
 		}
 	}

@@ -2,7 +2,6 @@ package utxostore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -25,52 +24,6 @@ const (
 	// opReturn marks a provably unspendable output.
 	opReturn = 0x6a
 )
-
-// coin is one unspent output.
-type coin struct {
-	height   int32
-	coinbase bool
-	amount   int64
-	script   []byte
-}
-
-// appendCoin appends the coin's encoding to b.
-func appendCoin(b []byte, c coin) []byte {
-	code := uint64(uint32(c.height)) << 1
-	if c.coinbase {
-		code |= 1
-	}
-	b = binary.AppendUvarint(b, code)
-	b = binary.AppendUvarint(b, uint64(c.amount))
-	b = binary.AppendUvarint(b, uint64(len(c.script)))
-	return append(b, c.script...)
-}
-
-// decodeCoin decodes one coin from the front of b and says how many bytes
-// it used. The script aliases b.
-func decodeCoin(b []byte) (coin, int, error) {
-	var c coin
-	code, n := binary.Uvarint(b)
-	if n <= 0 {
-		return c, 0, errors.New("coin: bad height code")
-	}
-	off := n
-	amount, n := binary.Uvarint(b[off:])
-	if n <= 0 {
-		return c, 0, errors.New("coin: bad amount")
-	}
-	off += n
-	slen, n := binary.Uvarint(b[off:])
-	if n <= 0 || slen > uint64(len(b)-off-n) {
-		return c, 0, errors.New("coin: bad script length")
-	}
-	off += n
-	c.height = int32(uint32(code >> 1))
-	c.coinbase = code&1 == 1
-	c.amount = int64(amount)
-	c.script = b[off : off+int(slen)]
-	return c, off + int(slen), nil
-}
 
 // coinKey is 'c' || txid || vout (big-endian, so keys sort by vout).
 func coinKey(txid *chainhash.Hash, vout uint32) []byte {

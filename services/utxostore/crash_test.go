@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
 )
 
 const (
@@ -46,7 +48,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	blocks := crashChain(t)
 	for h := tip.height + 1; h <= int32(len(blocks)); h++ {
-		if _, err := st.connect(blocks[h-1], h); err != nil {
+		if _, err := st.connect(blockchanges.Of(blocks[h-1]), h); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("connected %d\n", h)
@@ -106,7 +108,7 @@ func TestCrashConsistency(t *testing.T) {
 			t.Fatalf("round %d: counters %d/%d disagree with the set %d/%d", round, tip.txouts, tip.amount, got.txouts, got.totalAmount)
 		}
 		for ; refHeight < tip.height; refHeight++ {
-			if _, err := ref.connect(blocks[refHeight], refHeight+1); err != nil {
+			if _, err := ref.connect(blockchanges.Of(blocks[refHeight]), refHeight+1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -119,7 +121,7 @@ func TestCrashConsistency(t *testing.T) {
 		}
 		// The next block applies cleanly on the recovered state.
 		if tip.height < int32(len(blocks)) {
-			if _, err := st.connect(blocks[tip.height], tip.height+1); err != nil {
+			if _, err := st.connect(blockchanges.Of(blocks[tip.height]), tip.height+1); err != nil {
 				t.Fatalf("connect after recovery: %v", err)
 			}
 			if _, err := st.disconnect(blocks[tip.height]); err != nil {

@@ -21,9 +21,9 @@
 //	't'                                                              -> tip
 //	'm'                                                              -> meta
 //
-// A coin value is uvarint(height<<1 | coinbase) || uvarint(amount) ||
-// uvarint(len(pkScript)) || pkScript. Undo data is uvarint(n) followed by
-// the n spent coins (same encoding) in the block's input order, coinbase
+// A coin value is internal/coin's encoding: uvarint(height<<1 | coinbase)
+// || uvarint(amount) || uvarint(len(pkScript)) || pkScript. Undo data is
+// uvarint(n) followed by the n spent coins (same encoding) in the block's input order, coinbase
 // excluded. The tip record is hash(32) || height(int32 BE) ||
 // txouts(uint64 BE) || total amount(uint64 BE), so the counters used for
 // metrics always agree with the set they describe. The meta record holds a

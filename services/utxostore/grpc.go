@@ -13,6 +13,8 @@ import (
 	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
+	"github.com/btcmesh/btcmesh/internal/packed"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -42,6 +44,12 @@ func decodeBlock(b []byte) (*wire.MsgBlock, error) {
 
 // GetUtxos looks up outpoints in one snapshot.
 func (g *grpcServer) GetUtxos(_ context.Context, req *utxostorev1.GetUtxosRequest) (*utxostorev1.GetUtxosResponse, error) {
+	if len(req.GetPackedOutpoints()) > 0 {
+		if len(req.GetOutpoints()) > 0 {
+			return nil, rules.InvalidArgument("set outpoints or packed_outpoints, not both")
+		}
+		return g.getPacked(req.GetPackedOutpoints())
+	}
 	ops := make([]wire.OutPoint, len(req.GetOutpoints()))
 	for i, op := range req.GetOutpoints() {
 		if len(op.GetTxid()) != chainhash.HashSize {
@@ -68,21 +76,49 @@ func (g *grpcServer) GetUtxos(_ context.Context, req *utxostorev1.GetUtxosReques
 	for i, l := range found {
 		u := &utxostorev1.Utxo{Outpoint: req.GetOutpoints()[i], Found: l.found}
 		if l.found {
-			u.Output = &commonv1.TxOut{Value: l.coin.amount, PkScript: l.coin.script}
-			u.Height = l.coin.height
-			u.Coinbase = l.coin.coinbase
+			u.Output = &commonv1.TxOut{Value: l.coin.Amount, PkScript: l.coin.Script}
+			u.Height = l.coin.Height
+			u.Coinbase = l.coin.Coinbase
 		}
 		resp.Utxos[i] = u
 	}
 	return resp, nil
 }
 
-// ConnectBlock applies a block on top of the tip.
+// getPacked answers GetUtxos for packed outpoints: each coin's record
+// goes out as the store holds it.
+func (g *grpcServer) getPacked(raw []byte) (*utxostorev1.GetUtxosResponse, error) {
+	ops := make([]wire.OutPoint, len(raw)/packed.OutPointLen)
+	if err := packed.ReadOutPoints(ops, raw); err != nil {
+		return nil, rules.InvalidArgument("packed_outpoints: %v", err)
+	}
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	vals, tip, err := st.lookupRaw(ops)
+	if err != nil {
+		return nil, rules.ToStatus(err)
+	}
+	g.svc.metrics.lookups.Add(float64(len(ops)))
+	size := 0
+	for _, v := range vals {
+		size += 2 + len(v)
+	}
+	out := make([]byte, 0, size)
+	for _, v := range vals {
+		out = packed.AppendRecord(out, v)
+	}
+	return &utxostorev1.GetUtxosResponse{PackedUtxos: out, TipHash: tip.hash[:], TipHeight: tip.height}, nil
+}
+
+// ConnectBlock applies a block, or its changes, on top of the tip.
 func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlockRequest) (*utxostorev1.ConnectBlockResponse, error) {
 	if req.GetHeight() < 1 {
 		return nil, rules.InvalidArgument("height must be >= 1 (got %d)", req.GetHeight())
 	}
-	blk, err := decodeBlock(req.GetBlock())
+	ch, err := requestChanges(req)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +128,10 @@ func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlo
 	}
 	defer g.svc.release()
 	start := time.Now()
-	res, err := st.connect(blk, req.GetHeight())
+	res, err := st.connect(ch, req.GetHeight())
 	if err != nil {
 		g.svc.deps.Log.Warn("block not connected", "height", req.GetHeight(),
-			"hash", blk.BlockHash().String(), "err", err)
+			"hash", ch.Hash.String(), "err", err)
 		return nil, rules.ToStatus(err)
 	}
 	elapsed := time.Since(start)
@@ -104,9 +140,25 @@ func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlo
 	g.svc.metrics.cacheHits.Add(float64(res.cacheHits))
 	g.svc.metrics.setTip(res.tip)
 	g.svc.deps.Log.Info("block connected", "height", res.tip.height, "hash", res.tip.hash.String(),
-		"txs", len(blk.Transactions), "spent", res.spent, "cache_hits", res.cacheHits, "created", res.created,
+		"txs", len(ch.Txs), "spent", res.spent, "cache_hits", res.cacheHits, "created", res.created,
 		"txouts", res.tip.txouts, "ms", elapsed.Milliseconds())
 	return &utxostorev1.ConnectBlockResponse{TipHash: res.tip.hash[:], TipHeight: res.tip.height}, nil
+}
+
+// requestChanges reads the changes a ConnectBlockRequest carries, given
+// as the serialized block or as changes (exactly one of them).
+func requestChanges(req *utxostorev1.ConnectBlockRequest) (*blockchanges.Changes, error) {
+	switch {
+	case req.GetChanges() != nil && len(req.GetBlock()) > 0:
+		return nil, rules.InvalidArgument("set block or changes, not both")
+	case req.GetChanges() != nil:
+		return blockchanges.FromProto(req.GetChanges())
+	}
+	blk, err := decodeBlock(req.GetBlock())
+	if err != nil {
+		return nil, err
+	}
+	return blockchanges.Of(blk), nil
 }
 
 // DisconnectBlock undoes the tip block.

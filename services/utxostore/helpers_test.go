@@ -237,8 +237,8 @@ func mustOpenStore(t *testing.T, o storeOptions) *store {
 
 // sameLookup reports whether two lookups answer the same coin.
 func sameLookup(a, b lookup) bool {
-	return a.found == b.found && a.coin.height == b.coin.height && a.coin.coinbase == b.coin.coinbase &&
-		a.coin.amount == b.coin.amount && bytes.Equal(a.coin.script, b.coin.script)
+	return a.found == b.found && a.coin.Height == b.coin.Height && a.coin.Coinbase == b.coin.Coinbase &&
+		a.coin.Amount == b.coin.Amount && bytes.Equal(a.coin.Script, b.coin.Script)
 }
 
 // sameStoreSet fails unless stores a and b (flushed by the scan) hold the

@@ -7,6 +7,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
 )
 
 // TestLargeBlockIsOneTransaction connects and disconnects a ~4 MB block
@@ -57,7 +59,7 @@ func TestLargeBlockIsOneTransaction(t *testing.T) {
 	// Control: with a memtable far below the floor Validate enforces, the
 	// same block overflows one badger transaction and leaves nothing behind.
 	small := smallStore(t, 16, b1, b2)
-	if _, err := small.connect(big, 3); !errors.Is(err, badger.ErrTxnTooBig) {
+	if _, err := small.connect(blockchanges.Of(big), 3); !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("with a 16 MiB memtable want ErrTxnTooBig, got %v", err)
 	}
 	if tip, _ := small.tip(); tip.height != 2 {
@@ -92,7 +94,7 @@ func smallStore(t *testing.T, memTableMB int, blocks ...*wire.MsgBlock) *store {
 		t.Fatal(err)
 	}
 	for i, b := range blocks {
-		if _, err := st.connect(b, int32(i+1)); err != nil {
+		if _, err := st.connect(blockchanges.Of(b), int32(i+1)); err != nil {
 			_ = st.close()
 			t.Fatalf("small store, block %d: %v", i+1, err)
 		}

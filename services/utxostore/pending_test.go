@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
 )
 
 // TestPendingStaysWithinOneFlush connects and then disconnects blocks
@@ -28,7 +30,7 @@ func TestPendingStaysWithinOneFlush(t *testing.T) {
 			outs[i] = wire.NewTxOut(1000, p2wpkh(uint32(h)<<16|uint32(i)))
 		}
 		b := makeBlock(prev, uint32(h), coinbaseTx(h, 0, outs...))
-		if _, err := st.connect(b, h); err != nil {
+		if _, err := st.connect(blockchanges.Of(b), h); err != nil {
 			t.Fatalf("connect %d: %v", h, err)
 		}
 		blocks, prev = append(blocks, b), b.BlockHash()
@@ -116,13 +118,13 @@ func TestBackgroundFlushLayers(t *testing.T) {
 		do   func(st *store) error
 		bg   bool // start a background flush on bg after the step
 	}{
-		{"connect 1", func(st *store) error { _, err := st.connect(b1, 1); return err }, true},
-		{"connect 2", func(st *store) error { _, err := st.connect(b2, 2); return err }, true},
-		{"connect 3", func(st *store) error { _, err := st.connect(b3, 3); return err }, true},
+		{"connect 1", func(st *store) error { _, err := st.connect(blockchanges.Of(b1), 1); return err }, true},
+		{"connect 2", func(st *store) error { _, err := st.connect(blockchanges.Of(b2), 2); return err }, true},
+		{"connect 3", func(st *store) error { _, err := st.connect(blockchanges.Of(b3), 3); return err }, true},
 		{"disconnect 3", func(st *store) error { _, err := st.disconnect(b3); return err }, true},
 		{"disconnect 2", func(st *store) error { _, err := st.disconnect(b2); return err }, false},
-		{"connect 2 again", func(st *store) error { _, err := st.connect(b2, 2); return err }, true},
-		{"connect 3 again", func(st *store) error { _, err := st.connect(b3, 3); return err }, false},
+		{"connect 2 again", func(st *store) error { _, err := st.connect(blockchanges.Of(b2), 2); return err }, true},
+		{"connect 3 again", func(st *store) error { _, err := st.connect(blockchanges.Of(b3), 3); return err }, false},
 	}
 	probe := append(append(append(allOuts(cb1, n), allOuts(tx2, n/2)...), allOuts(tx3, 10)...), op(b3.Transactions[0], 0))
 	for _, step := range steps {

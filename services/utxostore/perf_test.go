@@ -7,6 +7,8 @@ import (
 
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
 )
 
 // perfChain builds 2n blocks shaped like the bench's: blocks 1..n fund
@@ -70,7 +72,7 @@ func BenchmarkConnect(b *testing.B) {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
-				if _, err := st.connect(blocks[h-1], int32(h)); err != nil {
+				if _, err := st.connect(blockchanges.Of(blocks[h-1]), int32(h)); err != nil {
 					b.Fatal(err)
 				}
 				lookup += t1.Sub(t0)
@@ -86,7 +88,7 @@ func BenchmarkConnect(b *testing.B) {
 // profiles can leave it out).
 func fundStore(b *testing.B, st *store, blocks []*wire.MsgBlock) {
 	for h := 1; h <= len(blocks); h++ {
-		if _, err := st.connect(blocks[h-1], int32(h)); err != nil {
+		if _, err := st.connect(blockchanges.Of(blocks[h-1]), int32(h)); err != nil {
 			b.Fatal(err)
 		}
 	}

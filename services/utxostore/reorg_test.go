@@ -2,10 +2,20 @@ package utxostore
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
+
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
+	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
 // chainSpec builds a deterministic chain: every block's coinbase pays
@@ -179,4 +189,53 @@ func TestRestartKeepsState(t *testing.T) {
 			t.Fatal("a store of another network must be refused")
 		}
 	})
+}
+
+// TestConnectChangesMatchesBlock connects a chain as the blockvalidator
+// does (ConnectBlockRequest.changes) and as a serialized block: the sets
+// must be the same after every block, and a block connected from its
+// changes must disconnect from the block itself.
+func TestConnectChangesMatchesBlock(t *testing.T) {
+	genesis := *regtest(t).Params.GenesisHash
+	blocks := chainSpec(genesis, 1, 4, 3, 0)
+	byBlock, byChanges := serve(t, t.TempDir()), serve(t, t.TempDir())
+	connectChanges := func(b *wire.MsgBlock, height int32) error {
+		_, err := byChanges.c.ConnectBlock(ctx(t), &utxostorev1.ConnectBlockRequest{
+			Changes: blockchanges.Proto(btcutil.NewBlock(b)), Height: height})
+		return err
+	}
+	for i, b := range blocks {
+		byBlock.mustConnect(b, int32(i+1))
+		if err := connectChanges(b, int32(i+1)); err != nil {
+			t.Fatalf("connect changes of block %d: %v", i+1, err)
+		}
+		sameSet(t, fmt.Sprintf("block %d", i+1), byBlock.stats(), byChanges.stats())
+	}
+	byBlock.mustDisconnect(blocks[3])
+	byChanges.mustDisconnect(blocks[3])
+	sameSet(t, "after disconnecting 4", byBlock.stats(), byChanges.stats())
+
+	// A spend of a missing coin is refused as from a block; so are
+	// requests that carry both forms, or changes that do not parse.
+	missing := blocks[3].Copy()
+	missing.Transactions[1].TxIn[0].PreviousOutPoint.Index = 99
+	if re, ok := rules.FromStatus(connectChanges(missing, 4)); !ok || re.Kind != rules.MissingInputs {
+		t.Fatalf("changes spending a missing coin: want %s, got %v", rules.MissingInputs, re)
+	}
+	both := &utxostorev1.ConnectBlockRequest{Block: ser(t, blocks[3]), Changes: blockchanges.Proto(btcutil.NewBlock(blocks[3])), Height: 4}
+	if _, err := byChanges.c.ConnectBlock(ctx(t), both); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("block and changes: want InvalidArgument, got %v", err)
+	}
+	torn := blockchanges.Proto(btcutil.NewBlock(blocks[3]))
+	torn.Txs[1].Spends = torn.Txs[1].Spends[:35]
+	if _, err := byChanges.c.ConnectBlock(ctx(t), &utxostorev1.ConnectBlockRequest{Changes: torn, Height: 4}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("torn spends: want InvalidArgument, got %v", err)
+	}
+	if _, err := byChanges.c.ConnectBlock(ctx(t), &utxostorev1.ConnectBlockRequest{Height: 4}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("neither block nor changes: want InvalidArgument, got %v", err)
+	}
+	sameSet(t, "after the refusals", byBlock.stats(), byChanges.stats())
+	if err := connectChanges(blocks[3], 4); err != nil {
+		t.Fatalf("reconnect changes of block 4: %v", err)
+	}
 }

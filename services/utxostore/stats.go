@@ -13,6 +13,8 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/btcmesh/btcmesh/internal/coin"
 )
 
 // stats are gettxoutsetinfo's figures.
@@ -40,17 +42,17 @@ func bogoSize(scriptLen int) int64 { return 32 + 4 + 4 + 8 + 2 + int64(scriptLen
 // and entries come in key order: txid bytes ascending, then vout ascending.
 // That matches Core's hash_serialized_3 layout and order, but it has not
 // been checked against bitcoind, so treat the value as btcmesh's own.
-func writeCoinSer(h hash.Hash, buf *bytes.Buffer, txid []byte, vout uint32, c coin) error {
+func writeCoinSer(h hash.Hash, buf *bytes.Buffer, txid []byte, vout uint32, c coin.Coin) error {
 	buf.Reset()
 	buf.Write(txid)
 	var b [8]byte
 	binary.LittleEndian.PutUint32(b[:4], vout)
 	buf.Write(b[:4])
-	binary.LittleEndian.PutUint32(b[:4], uint32(c.height)<<1|boolBit(c.coinbase))
+	binary.LittleEndian.PutUint32(b[:4], uint32(c.Height)<<1|boolBit(c.Coinbase))
 	buf.Write(b[:4])
-	binary.LittleEndian.PutUint64(b[:], uint64(c.amount))
+	binary.LittleEndian.PutUint64(b[:], uint64(c.Amount))
 	buf.Write(b[:])
-	if err := wire.WriteVarBytes(buf, 0, c.script); err != nil {
+	if err := wire.WriteVarBytes(buf, 0, c.Script); err != nil {
 		return err
 	}
 	_, err := h.Write(buf.Bytes())
@@ -103,13 +105,13 @@ func (s *store) stats(ctx context.Context) (stats, error) {
 				lastTxid = append(lastTxid[:0], txid...)
 			}
 			if err := item.Value(func(v []byte) error {
-				c, _, err := decodeCoin(v)
+				c, _, err := coin.Decode(v)
 				if err != nil {
 					return fmt.Errorf("coin %x: %w", k, err)
 				}
 				st.txouts++
-				st.totalAmount += c.amount
-				st.bogosize += bogoSize(len(c.script))
+				st.totalAmount += c.Amount
+				st.bogosize += bogoSize(len(c.Script))
 				return writeCoinSer(h, &buf, txid, vout, c)
 			}); err != nil {
 				return err

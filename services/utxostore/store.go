@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/btcmesh/btcmesh/internal/blockchanges"
+	"github.com/btcmesh/btcmesh/internal/coin"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -424,21 +426,21 @@ type newCoin struct {
 // Every read happens before the first change, so a failure changes
 // nothing, and an output created and spent in the same block is never
 // recorded at all.
-func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error) {
+func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	hash := blk.BlockHash()
+	hash := blk.Hash
 	tip := s.cur
-	if blk.Header.PrevBlock != tip.hash || height != tip.height+1 {
+	if blk.Parent != tip.hash || height != tip.height+1 {
 		return connectResult{}, rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
-			hash, height, blk.Header.PrevBlock, tip.hash, tip.height)
+			hash, height, blk.Parent, tip.hash, tip.height)
 	}
 
 	// Pass 1: resolve every spent coin and every new output.
 	nIn, nOut := 0, 0
-	for _, tx := range blk.Transactions {
-		nIn += len(tx.TxIn)
-		nOut += len(tx.TxOut)
+	for _, tx := range blk.Txs {
+		nIn += len(tx.Spends)
+		nOut += len(tx.Outs)
 	}
 	var (
 		res       connectResult
@@ -453,14 +455,14 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 		hasCB     bool
 	)
 	s.cacheMu.RLock()
-	for i, tx := range blk.Transactions {
-		txid := tx.TxHash()
-		cb := i == 0 && isCoinbase(tx)
+	for i := range blk.Txs {
+		tx := &blk.Txs[i]
+		txid := tx.Txid
+		cb := tx.Coinbase(i)
 		if cb {
 			cbID, hasCB = txid, true
 		} else {
-			for j, in := range tx.TxIn {
-				op := in.PreviousOutPoint
+			for j, op := range tx.Spends {
 				if k, ok := local[op]; ok {
 					if created[k].spent {
 						s.cacheMu.RUnlock()
@@ -496,14 +498,14 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 				spentVals = append(spentVals, nil)
 			}
 		}
-		for vout, out := range tx.TxOut {
+		for vout, out := range tx.Outs {
 			if unspendable(out.PkScript) {
 				continue
 			}
 			// One allocation per coin: the cache keeps it, and must not
 			// pin a whole block's worth of encodings for one survivor.
-			val := appendCoin(make([]byte, 0, 12+len(out.PkScript)),
-				coin{height: height, coinbase: cb, amount: out.Value, script: out.PkScript})
+			val := coin.Append(make([]byte, 0, 12+len(out.PkScript)),
+				coin.Coin{Height: height, Coinbase: cb, Amount: out.Value, Script: out.PkScript})
 			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
 			local[op] = len(created)
 			created = append(created, newCoin{op: op, val: val})
@@ -541,7 +543,7 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", created[k].op.Index, "height", height)
 				created[k].overwrote = true
 				tip.txouts--
-				tip.amount -= old.amount
+				tip.amount -= old.Amount
 			}
 		}
 	}
@@ -554,18 +556,18 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 	}
 	undo := binary.AppendUvarint(make([]byte, 0, undoLen), uint64(len(spentVals)))
 	for _, v := range spentVals {
-		c, _, err := decodeCoin(v)
+		c, _, err := coin.Decode(v)
 		if err != nil {
 			return connectResult{}, fmt.Errorf("spent coin: %w", err)
 		}
 		tip.txouts--
-		tip.amount -= c.amount
+		tip.amount -= c.Amount
 		undo = append(undo, v...)
 	}
 	for _, nc := range created {
-		c, _, _ := decodeCoin(nc.val)
+		c, _, _ := coin.Decode(nc.val)
 		tip.txouts++
-		tip.amount += c.amount
+		tip.amount += c.Amount
 	}
 
 	// The block's changes must fit one flush; make room first when they
@@ -607,19 +609,19 @@ func (s *store) connect(blk *wire.MsgBlock, height int32) (connectResult, error)
 // coinAt reads one coin at cur: from the pending changes, the cache, else
 // from txn (badger holds the flushed set; pending names every outpoint
 // changed since).
-func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin, bool, error) {
+func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin.Coin, bool, error) {
 	s.cacheMu.RLock()
 	v, ok := s.pend.get(op)
 	if ok && v == nil {
 		s.cacheMu.RUnlock()
-		return coin{}, false, nil
+		return coin.Coin{}, false, nil
 	}
 	if !ok {
 		v, ok = s.cache.get(op)
 	}
 	s.cacheMu.RUnlock()
 	if ok {
-		c, _, err := decodeCoin(v)
+		c, _, err := coin.Decode(v)
 		return c, err == nil, err
 	}
 	return getCoin(txn, coinKey(&op.Hash, op.Index))
@@ -633,11 +635,11 @@ func missingInput(txid chainhash.Hash, j int, op wire.OutPoint) error {
 }
 
 // findInput names the first input of blk spending op (for error messages).
-func findInput(blk *wire.MsgBlock, op wire.OutPoint) (chainhash.Hash, int) {
-	for _, tx := range blk.Transactions {
-		for j, in := range tx.TxIn {
-			if in.PreviousOutPoint == op {
-				return tx.TxHash(), j
+func findInput(blk *blockchanges.Changes, op wire.OutPoint) (chainhash.Hash, int) {
+	for _, tx := range blk.Txs {
+		for j, spent := range tx.Spends {
+			if spent == op {
+				return tx.Txid, j
 			}
 		}
 	}
@@ -707,12 +709,12 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 	}
 	var changes []change
 	now := make(map[wire.OutPoint][]byte) // outpoints changed so far (nil: no coin)
-	read := func(op wire.OutPoint) (coin, bool, error) {
+	read := func(op wire.OutPoint) (coin.Coin, bool, error) {
 		if v, ok := now[op]; ok {
 			if v == nil {
-				return coin{}, false, nil
+				return coin.Coin{}, false, nil
 			}
-			c, _, err := decodeCoin(v)
+			c, _, err := coin.Decode(v)
 			return c, err == nil, err
 		}
 		return s.coinAt(txn, op)
@@ -735,7 +737,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 				continue
 			}
 			tip.txouts--
-			tip.amount -= old.amount
+			tip.amount -= old.Amount
 			changes = append(changes, change{op: op, existed: true})
 			now[op] = nil
 		}
@@ -745,7 +747,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 		for j := len(tx.TxIn) - 1; j >= 0; j-- {
 			next--
 			op := tx.TxIn[j].PreviousOutPoint
-			c, _, err := decodeCoin(spent[next])
+			c, _, err := coin.Decode(spent[next])
 			if err != nil {
 				return tipState{}, fmt.Errorf("undo data of %s: %w", hash, err)
 			}
@@ -756,13 +758,13 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 			if found {
 				s.log.Warn("disconnect: restored output already present", "txid", op.Hash.String(), "vout", op.Index)
 				tip.txouts--
-				tip.amount -= old.amount
+				tip.amount -= old.Amount
 			}
 			val := bytes.Clone(spent[next]) // not the whole undo record
 			changes = append(changes, change{op: op, val: val, existed: found})
 			now[op] = val
 			tip.txouts++
-			tip.amount += c.amount
+			tip.amount += c.Amount
 		}
 	}
 	tip.hash, tip.height = blk.Header.PrevBlock, tip.height-1
@@ -800,7 +802,7 @@ func splitUndo(b []byte) ([][]byte, error) {
 	b = b[used:]
 	out := make([][]byte, 0, n)
 	for range n {
-		_, size, err := decodeCoin(b)
+		_, size, err := coin.Decode(b)
 		if err != nil {
 			return nil, err
 		}
@@ -814,21 +816,21 @@ func splitUndo(b []byte) ([][]byte, error) {
 }
 
 // getCoin reads one coin (copied) in txn.
-func getCoin(txn *badger.Txn, k []byte) (coin, bool, error) {
+func getCoin(txn *badger.Txn, k []byte) (coin.Coin, bool, error) {
 	item, err := txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return coin{}, false, nil
+		return coin.Coin{}, false, nil
 	}
 	if err != nil {
-		return coin{}, false, fmt.Errorf("read coin: %w", err)
+		return coin.Coin{}, false, fmt.Errorf("read coin: %w", err)
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return coin{}, false, fmt.Errorf("read coin: %w", err)
+		return coin.Coin{}, false, fmt.Errorf("read coin: %w", err)
 	}
-	c, _, err := decodeCoin(v)
+	c, _, err := coin.Decode(v)
 	if err != nil {
-		return coin{}, false, err
+		return coin.Coin{}, false, err
 	}
 	return c, true, nil
 }
@@ -844,28 +846,45 @@ func txnErr(err error) error {
 // lookup is one answer of lookupMany.
 type lookup struct {
 	found bool
-	coin  coin
+	coin  coin.Coin
 }
 
-// lookupMany answers many outpoints and the tip they reflect: from the
-// pending changes, the coin cache, or a badger snapshot, all read under
-// one hold of cacheMu, so the answers are the set at one tip (a flush
-// running meanwhile only writes outpoints pending answers). Coins read
-// from badger are added to the cache when the tip has not moved since:
-// they are usually about to be spent by the block being validated.
+// lookupMany is lookupRaw with the coins decoded.
 func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
+	vals, tip, err := s.lookupRaw(ops)
+	if err != nil {
+		return nil, tipState{}, err
+	}
 	out := make([]lookup, len(ops))
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		c, _, err := coin.Decode(v)
+		if err != nil {
+			return nil, tipState{}, fmt.Errorf("coin %s: %w", ops[i], err)
+		}
+		out[i] = lookup{found: true, coin: c}
+	}
+	return out, tip, nil
+}
+
+// lookupRaw answers many outpoints, each with its encoded coin (nil: no
+// coin), and the tip they reflect: from the pending changes, the coin
+// cache, or a badger snapshot, all read under one hold of cacheMu, so the
+// answers are the set at one tip (a flush running meanwhile only writes
+// outpoints pending answers). Coins read from badger are added to the
+// cache when the tip has not moved since: they are usually about to be
+// spent by the block being validated. The answers must not be modified.
+func (s *store) lookupRaw(ops []wire.OutPoint) ([][]byte, tipState, error) {
+	out := make([][]byte, len(ops))
 	var found []int
-	var vals [][]byte
 	s.cacheMu.RLock()
 	tip := s.cur
 	err := func() error {
 		var miss []int
 		for i := range ops {
 			v, ok := s.pend.get(ops[i])
-			if ok && v == nil {
-				continue // spent since the flush
-			}
 			if !ok {
 				v, ok = s.cache.get(ops[i])
 			}
@@ -873,11 +892,7 @@ func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 				miss = append(miss, i)
 				continue
 			}
-			c, _, err := decodeCoin(v)
-			if err != nil {
-				return fmt.Errorf("coin %s: %w", ops[i], err)
-			}
-			out[i] = lookup{found: true, coin: c}
+			out[i] = v // nil when spent since the flush
 		}
 		if len(miss) == 0 {
 			return nil
@@ -892,17 +907,10 @@ func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 			if err != nil {
 				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
 			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			if out[i], err = item.ValueCopy(nil); err != nil {
 				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
 			}
-			c, _, err := decodeCoin(v)
-			if err != nil {
-				return fmt.Errorf("outpoint %s:%d: %w", ops[i].Hash, ops[i].Index, err)
-			}
-			out[i] = lookup{found: true, coin: c}
 			found = append(found, i)
-			vals = append(vals, v)
 		}
 		return nil
 	}()
@@ -913,8 +921,8 @@ func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 	if len(found) > 0 {
 		s.cacheMu.Lock()
 		if s.cur == tip {
-			for k, i := range found {
-				s.cache.put(ops[i], vals[k])
+			for _, i := range found {
+				s.cache.put(ops[i], out[i])
 			}
 		}
 		s.cacheMu.Unlock()

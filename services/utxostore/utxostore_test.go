@@ -16,6 +16,8 @@ import (
 	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
+	"github.com/btcmesh/btcmesh/internal/coin"
+	"github.com/btcmesh/btcmesh/internal/packed"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -48,21 +50,7 @@ func TestConfigFlagsAndValidation(t *testing.T) {
 	}
 }
 
-func TestCoinEncodingRoundTrip(t *testing.T) {
-	for _, c := range []coin{
-		{height: 0, amount: 0, script: nil},
-		{height: 1<<31 - 1, coinbase: true, amount: 21e14, script: bytes.Repeat([]byte{7}, 10000)},
-	} {
-		b := appendCoin([]byte{9}, c)[1:]
-		got, n, err := decodeCoin(b)
-		if err != nil || n != len(b) || got.height != c.height || got.coinbase != c.coinbase ||
-			got.amount != c.amount || !bytes.Equal(got.script, c.script) {
-			t.Fatalf("round trip of %+v: %+v n=%d err=%v", c, got, n, err)
-		}
-		if _, _, err := decodeCoin(b[:n-1]); len(c.script) > 0 && err == nil {
-			t.Fatal("truncated coin must not decode")
-		}
-	}
+func TestUnspendable(t *testing.T) {
 	if !unspendable([]byte{0x6a, 1, 2}) || !unspendable(make([]byte, 10001)) || unspendable(make([]byte, 10000)) || unspendable(nil) {
 		t.Fatal("unspendable misclassifies")
 	}
@@ -219,4 +207,63 @@ func TestRejectedBlocksChangeNothing(t *testing.T) {
 	sameSet(t, "after all rejections", before, n.stats())
 	// And the store still accepts the right block.
 	n.mustConnect(ok2, 2)
+}
+
+// TestPackedLookupMatchesMessages asks for the same outpoints (found,
+// spent, never created) as messages and packed: the answers must agree.
+func TestPackedLookupMatchesMessages(t *testing.T) {
+	n := serve(t, t.TempDir())
+	genesis := *regtest(t).Params.GenesisHash
+	blocks := chainSpec(genesis, 1, 3, 3, 0)
+	for i, b := range blocks {
+		n.mustConnect(b, int32(i+1))
+	}
+	ops := []wire.OutPoint{
+		op(blocks[2].Transactions[0], 0), // unspent coinbase output
+		op(blocks[0].Transactions[0], 1), // spent by block 2
+		op(blocks[2].Transactions[1], 1), // unspent, not a coinbase
+		{Hash: chainhash.Hash{3}, Index: 7},
+	}
+	msgs := n.lookup(ops...)
+	req := &utxostorev1.GetUtxosRequest{}
+	for _, o := range ops {
+		req.PackedOutpoints = packed.AppendOutPoint(req.PackedOutpoints, o)
+	}
+	resp, err := n.c.GetUtxos(ctx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resp.TipHash, msgs.TipHash) || resp.TipHeight != 3 || len(resp.Utxos) != 0 {
+		t.Fatalf("packed answer: tip %x/%d, %d message answers", resp.TipHash, resp.TipHeight, len(resp.Utxos))
+	}
+	rest := resp.PackedUtxos
+	for i, m := range msgs.Utxos {
+		var v []byte
+		if v, rest, err = packed.NextRecord(rest); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if (len(v) > 0) != m.Found {
+			t.Fatalf("outpoint %d: packed found=%v, messages found=%v", i, len(v) > 0, m.Found)
+		}
+		if !m.Found {
+			continue
+		}
+		c, _, err := coin.Decode(v)
+		if err != nil || c.Amount != m.Output.Value || !bytes.Equal(c.Script, m.Output.PkScript) ||
+			c.Height != m.Height || c.Coinbase != m.Coinbase {
+			t.Fatalf("outpoint %d: packed %+v (%v), messages %v", i, c, err, m)
+		}
+	}
+	if len(rest) != 0 || !msgs.Utxos[0].Found || msgs.Utxos[1].Found || !msgs.Utxos[2].Found || msgs.Utxos[3].Found {
+		t.Fatalf("answers: %v, %d bytes left", msgs.Utxos, len(rest))
+	}
+
+	torn := &utxostorev1.GetUtxosRequest{PackedOutpoints: req.PackedOutpoints[:40]}
+	if _, err := n.c.GetUtxos(ctx(t), torn); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("torn packed outpoints: want InvalidArgument, got %v", err)
+	}
+	both := &utxostorev1.GetUtxosRequest{PackedOutpoints: req.PackedOutpoints, Outpoints: []*commonv1.OutPoint{{Txid: make([]byte, 32)}}}
+	if _, err := n.c.GetUtxos(ctx(t), both); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("both forms: want InvalidArgument, got %v", err)
+	}
 }

@@ -107,13 +107,19 @@ func (x *Utxo) GetCoinbase() bool {
 	return false
 }
 
-// GetUtxosRequest lists outpoints.
+// GetUtxosRequest lists outpoints, as messages or packed (set one of
+// outpoints and packed_outpoints).
 type GetUtxosRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// outpoints to look up.
-	Outpoints     []*v1.OutPoint `protobuf:"bytes,1,rep,name=outpoints,proto3" json:"outpoints,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Outpoints []*v1.OutPoint `protobuf:"bytes,1,rep,name=outpoints,proto3" json:"outpoints,omitempty"`
+	// packed_outpoints lists outpoints compactly, for large batches (the
+	// blockvalidator's): 36 bytes each, the txid (internal byte order), then
+	// the output index as 4 little-endian bytes. The answer is then
+	// packed_utxos.
+	PackedOutpoints []byte `protobuf:"bytes,2,opt,name=packed_outpoints,json=packedOutpoints,proto3" json:"packed_outpoints,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetUtxosRequest) Reset() {
@@ -153,15 +159,27 @@ func (x *GetUtxosRequest) GetOutpoints() []*v1.OutPoint {
 	return nil
 }
 
+func (x *GetUtxosRequest) GetPackedOutpoints() []byte {
+	if x != nil {
+		return x.PackedOutpoints
+	}
+	return nil
+}
+
 // GetUtxosResponse answers in request order.
 type GetUtxosResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// utxos, one per requested outpoint.
+	// utxos, one per requested outpoint (for outpoints).
 	Utxos []*Utxo `protobuf:"bytes,1,rep,name=utxos,proto3" json:"utxos,omitempty"`
 	// tip_hash is the block the answer reflects.
 	TipHash []byte `protobuf:"bytes,2,opt,name=tip_hash,json=tipHash,proto3" json:"tip_hash,omitempty"`
 	// tip_height is that block's height.
-	TipHeight     int32 `protobuf:"varint,3,opt,name=tip_height,json=tipHeight,proto3" json:"tip_height,omitempty"`
+	TipHeight int32 `protobuf:"varint,3,opt,name=tip_height,json=tipHeight,proto3" json:"tip_height,omitempty"`
+	// packed_utxos answers packed_outpoints, one record per outpoint:
+	// uvarint(n), then n bytes of coin; n = 0 means not found. A coin is
+	// uvarint(height << 1 | coinbase), uvarint(amount), uvarint(script
+	// length), script.
+	PackedUtxos   []byte `protobuf:"bytes,4,opt,name=packed_utxos,json=packedUtxos,proto3" json:"packed_utxos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,13 +235,26 @@ func (x *GetUtxosResponse) GetTipHeight() int32 {
 	return 0
 }
 
-// ConnectBlockRequest carries the block to apply.
+func (x *GetUtxosResponse) GetPackedUtxos() []byte {
+	if x != nil {
+		return x.PackedUtxos
+	}
+	return nil
+}
+
+// ConnectBlockRequest carries the block to apply: serialized, or as the
+// changes it makes to the set. Set exactly one of block and changes.
 type ConnectBlockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// block is the serialized block (with witnesses).
 	Block []byte `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
 	// height is the block's height.
-	Height        int32 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	Height int32 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	// changes are what the block does to the set, as a caller that has
+	// decoded the block already sends it (the blockvalidator does), so that
+	// the store neither decodes nor hashes it again. They must describe the
+	// block exactly: DisconnectBlock later undoes it from the block itself.
+	Changes       *BlockChanges `protobuf:"bytes,3,opt,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +303,145 @@ func (x *ConnectBlockRequest) GetHeight() int32 {
 	return 0
 }
 
+func (x *ConnectBlockRequest) GetChanges() *BlockChanges {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// BlockChanges is what connecting one block does to the UTXO set.
+type BlockChanges struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hash is the block's hash (32 bytes, internal byte order).
+	Hash []byte `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	// prev_hash is its parent's hash.
+	PrevHash []byte `protobuf:"bytes,2,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	// txs are the block's transactions in block order; the first is the
+	// coinbase.
+	Txs           []*TxChanges `protobuf:"bytes,3,rep,name=txs,proto3" json:"txs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockChanges) Reset() {
+	*x = BlockChanges{}
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockChanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockChanges) ProtoMessage() {}
+
+func (x *BlockChanges) ProtoReflect() protoreflect.Message {
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockChanges.ProtoReflect.Descriptor instead.
+func (*BlockChanges) Descriptor() ([]byte, []int) {
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BlockChanges) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *BlockChanges) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *BlockChanges) GetTxs() []*TxChanges {
+	if x != nil {
+		return x.Txs
+	}
+	return nil
+}
+
+// TxChanges is one transaction's part of BlockChanges.
+type TxChanges struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// txid is the transaction's id (32 bytes, internal byte order).
+	Txid []byte `protobuf:"bytes,1,opt,name=txid,proto3" json:"txid,omitempty"`
+	// spends are the outpoints its inputs spend, in input order, 36 bytes
+	// each: the txid, then the output index as 4 little-endian bytes. Empty
+	// for the coinbase, and only for it.
+	Spends []byte `protobuf:"bytes,2,opt,name=spends,proto3" json:"spends,omitempty"`
+	// outputs are all its outputs in order (the store skips unspendable
+	// ones, as it does for a serialized block).
+	Outputs       []*v1.TxOut `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxChanges) Reset() {
+	*x = TxChanges{}
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxChanges) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxChanges) ProtoMessage() {}
+
+func (x *TxChanges) ProtoReflect() protoreflect.Message {
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxChanges.ProtoReflect.Descriptor instead.
+func (*TxChanges) Descriptor() ([]byte, []int) {
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TxChanges) GetTxid() []byte {
+	if x != nil {
+		return x.Txid
+	}
+	return nil
+}
+
+func (x *TxChanges) GetSpends() []byte {
+	if x != nil {
+		return x.Spends
+	}
+	return nil
+}
+
+func (x *TxChanges) GetOutputs() []*v1.TxOut {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
 // ConnectBlockResponse reports the new tip.
 type ConnectBlockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -285,7 +455,7 @@ type ConnectBlockResponse struct {
 
 func (x *ConnectBlockResponse) Reset() {
 	*x = ConnectBlockResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +467,7 @@ func (x *ConnectBlockResponse) String() string {
 func (*ConnectBlockResponse) ProtoMessage() {}
 
 func (x *ConnectBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +480,7 @@ func (x *ConnectBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectBlockResponse.ProtoReflect.Descriptor instead.
 func (*ConnectBlockResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{4}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConnectBlockResponse) GetTipHash() []byte {
@@ -338,7 +508,7 @@ type DisconnectBlockRequest struct {
 
 func (x *DisconnectBlockRequest) Reset() {
 	*x = DisconnectBlockRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +520,7 @@ func (x *DisconnectBlockRequest) String() string {
 func (*DisconnectBlockRequest) ProtoMessage() {}
 
 func (x *DisconnectBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +533,7 @@ func (x *DisconnectBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectBlockRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectBlockRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{5}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DisconnectBlockRequest) GetBlock() []byte {
@@ -386,7 +556,7 @@ type DisconnectBlockResponse struct {
 
 func (x *DisconnectBlockResponse) Reset() {
 	*x = DisconnectBlockResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +568,7 @@ func (x *DisconnectBlockResponse) String() string {
 func (*DisconnectBlockResponse) ProtoMessage() {}
 
 func (x *DisconnectBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +581,7 @@ func (x *DisconnectBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectBlockResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectBlockResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{6}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DisconnectBlockResponse) GetTipHash() []byte {
@@ -437,7 +607,7 @@ type GetTipRequest struct {
 
 func (x *GetTipRequest) Reset() {
 	*x = GetTipRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +619,7 @@ func (x *GetTipRequest) String() string {
 func (*GetTipRequest) ProtoMessage() {}
 
 func (x *GetTipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +632,7 @@ func (x *GetTipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTipRequest.ProtoReflect.Descriptor instead.
 func (*GetTipRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{7}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{9}
 }
 
 // GetTipResponse names the tip.
@@ -478,7 +648,7 @@ type GetTipResponse struct {
 
 func (x *GetTipResponse) Reset() {
 	*x = GetTipResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +660,7 @@ func (x *GetTipResponse) String() string {
 func (*GetTipResponse) ProtoMessage() {}
 
 func (x *GetTipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +673,7 @@ func (x *GetTipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTipResponse.ProtoReflect.Descriptor instead.
 func (*GetTipResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{8}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetTipResponse) GetTipHash() []byte {
@@ -529,7 +699,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +711,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +724,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{9}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{11}
 }
 
 // GetStatsResponse mirrors bitcoin-cli gettxoutsetinfo.
@@ -582,7 +752,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +764,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +777,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{10}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetStatsResponse) GetHeight() int32 {
@@ -676,17 +846,28 @@ const file_btcmesh_utxostore_v1_utxostore_proto_rawDesc = "" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x120\n" +
 	"\x06output\x18\x03 \x01(\v2\x18.btcmesh.common.v1.TxOutR\x06output\x12\x16\n" +
 	"\x06height\x18\x04 \x01(\x05R\x06height\x12\x1a\n" +
-	"\bcoinbase\x18\x05 \x01(\bR\bcoinbase\"L\n" +
+	"\bcoinbase\x18\x05 \x01(\bR\bcoinbase\"w\n" +
 	"\x0fGetUtxosRequest\x129\n" +
-	"\toutpoints\x18\x01 \x03(\v2\x1b.btcmesh.common.v1.OutPointR\toutpoints\"~\n" +
+	"\toutpoints\x18\x01 \x03(\v2\x1b.btcmesh.common.v1.OutPointR\toutpoints\x12)\n" +
+	"\x10packed_outpoints\x18\x02 \x01(\fR\x0fpackedOutpoints\"\xa1\x01\n" +
 	"\x10GetUtxosResponse\x120\n" +
 	"\x05utxos\x18\x01 \x03(\v2\x1a.btcmesh.utxostore.v1.UtxoR\x05utxos\x12\x19\n" +
 	"\btip_hash\x18\x02 \x01(\fR\atipHash\x12\x1d\n" +
 	"\n" +
-	"tip_height\x18\x03 \x01(\x05R\ttipHeight\"C\n" +
+	"tip_height\x18\x03 \x01(\x05R\ttipHeight\x12!\n" +
+	"\fpacked_utxos\x18\x04 \x01(\fR\vpackedUtxos\"\x81\x01\n" +
 	"\x13ConnectBlockRequest\x12\x14\n" +
 	"\x05block\x18\x01 \x01(\fR\x05block\x12\x16\n" +
-	"\x06height\x18\x02 \x01(\x05R\x06height\"P\n" +
+	"\x06height\x18\x02 \x01(\x05R\x06height\x12<\n" +
+	"\achanges\x18\x03 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\"r\n" +
+	"\fBlockChanges\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1b\n" +
+	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x121\n" +
+	"\x03txs\x18\x03 \x03(\v2\x1f.btcmesh.utxostore.v1.TxChangesR\x03txs\"k\n" +
+	"\tTxChanges\x12\x12\n" +
+	"\x04txid\x18\x01 \x01(\fR\x04txid\x12\x16\n" +
+	"\x06spends\x18\x02 \x01(\fR\x06spends\x122\n" +
+	"\aoutputs\x18\x03 \x03(\v2\x18.btcmesh.common.v1.TxOutR\aoutputs\"P\n" +
 	"\x14ConnectBlockResponse\x12\x19\n" +
 	"\btip_hash\x18\x01 \x01(\fR\atipHash\x12\x1d\n" +
 	"\n" +
@@ -732,42 +913,47 @@ func file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP() []byte {
 	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescData
 }
 
-var file_btcmesh_utxostore_v1_utxostore_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_btcmesh_utxostore_v1_utxostore_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_btcmesh_utxostore_v1_utxostore_proto_goTypes = []any{
 	(*Utxo)(nil),                    // 0: btcmesh.utxostore.v1.Utxo
 	(*GetUtxosRequest)(nil),         // 1: btcmesh.utxostore.v1.GetUtxosRequest
 	(*GetUtxosResponse)(nil),        // 2: btcmesh.utxostore.v1.GetUtxosResponse
 	(*ConnectBlockRequest)(nil),     // 3: btcmesh.utxostore.v1.ConnectBlockRequest
-	(*ConnectBlockResponse)(nil),    // 4: btcmesh.utxostore.v1.ConnectBlockResponse
-	(*DisconnectBlockRequest)(nil),  // 5: btcmesh.utxostore.v1.DisconnectBlockRequest
-	(*DisconnectBlockResponse)(nil), // 6: btcmesh.utxostore.v1.DisconnectBlockResponse
-	(*GetTipRequest)(nil),           // 7: btcmesh.utxostore.v1.GetTipRequest
-	(*GetTipResponse)(nil),          // 8: btcmesh.utxostore.v1.GetTipResponse
-	(*GetStatsRequest)(nil),         // 9: btcmesh.utxostore.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),        // 10: btcmesh.utxostore.v1.GetStatsResponse
-	(*v1.OutPoint)(nil),             // 11: btcmesh.common.v1.OutPoint
-	(*v1.TxOut)(nil),                // 12: btcmesh.common.v1.TxOut
+	(*BlockChanges)(nil),            // 4: btcmesh.utxostore.v1.BlockChanges
+	(*TxChanges)(nil),               // 5: btcmesh.utxostore.v1.TxChanges
+	(*ConnectBlockResponse)(nil),    // 6: btcmesh.utxostore.v1.ConnectBlockResponse
+	(*DisconnectBlockRequest)(nil),  // 7: btcmesh.utxostore.v1.DisconnectBlockRequest
+	(*DisconnectBlockResponse)(nil), // 8: btcmesh.utxostore.v1.DisconnectBlockResponse
+	(*GetTipRequest)(nil),           // 9: btcmesh.utxostore.v1.GetTipRequest
+	(*GetTipResponse)(nil),          // 10: btcmesh.utxostore.v1.GetTipResponse
+	(*GetStatsRequest)(nil),         // 11: btcmesh.utxostore.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),        // 12: btcmesh.utxostore.v1.GetStatsResponse
+	(*v1.OutPoint)(nil),             // 13: btcmesh.common.v1.OutPoint
+	(*v1.TxOut)(nil),                // 14: btcmesh.common.v1.TxOut
 }
 var file_btcmesh_utxostore_v1_utxostore_proto_depIdxs = []int32{
-	11, // 0: btcmesh.utxostore.v1.Utxo.outpoint:type_name -> btcmesh.common.v1.OutPoint
-	12, // 1: btcmesh.utxostore.v1.Utxo.output:type_name -> btcmesh.common.v1.TxOut
-	11, // 2: btcmesh.utxostore.v1.GetUtxosRequest.outpoints:type_name -> btcmesh.common.v1.OutPoint
+	13, // 0: btcmesh.utxostore.v1.Utxo.outpoint:type_name -> btcmesh.common.v1.OutPoint
+	14, // 1: btcmesh.utxostore.v1.Utxo.output:type_name -> btcmesh.common.v1.TxOut
+	13, // 2: btcmesh.utxostore.v1.GetUtxosRequest.outpoints:type_name -> btcmesh.common.v1.OutPoint
 	0,  // 3: btcmesh.utxostore.v1.GetUtxosResponse.utxos:type_name -> btcmesh.utxostore.v1.Utxo
-	1,  // 4: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
-	3,  // 5: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
-	5,  // 6: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
-	7,  // 7: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
-	9,  // 8: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
-	2,  // 9: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
-	4,  // 10: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
-	6,  // 11: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
-	8,  // 12: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
-	10, // 13: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	4,  // 4: btcmesh.utxostore.v1.ConnectBlockRequest.changes:type_name -> btcmesh.utxostore.v1.BlockChanges
+	5,  // 5: btcmesh.utxostore.v1.BlockChanges.txs:type_name -> btcmesh.utxostore.v1.TxChanges
+	14, // 6: btcmesh.utxostore.v1.TxChanges.outputs:type_name -> btcmesh.common.v1.TxOut
+	1,  // 7: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
+	3,  // 8: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
+	7,  // 9: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
+	9,  // 10: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
+	11, // 11: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
+	2,  // 12: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
+	6,  // 13: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
+	8,  // 14: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
+	10, // 15: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
+	12, // 16: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_btcmesh_utxostore_v1_utxostore_proto_init() }
@@ -781,7 +967,7 @@ func file_btcmesh_utxostore_v1_utxostore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_btcmesh_utxostore_v1_utxostore_proto_rawDesc), len(file_btcmesh_utxostore_v1_utxostore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,10 +37,11 @@ const (
 type UtxoStoreServiceClient interface {
 	// GetUtxos looks up many outpoints at once.
 	GetUtxos(ctx context.Context, in *GetUtxosRequest, opts ...grpc.CallOption) (*GetUtxosResponse, error)
-	// ConnectBlock applies a block atomically: spends its inputs, adds its
-	// outputs, stores undo data and moves the tip. The block's parent must be
-	// the current tip and every input must be unspent (FailedPrecondition
-	// otherwise); the caller has already validated the block.
+	// ConnectBlock applies a block (or its changes) atomically: spends its
+	// inputs, adds its outputs, stores undo data and moves the tip. The
+	// block's parent must be the current tip and every input must be
+	// unspent (FailedPrecondition otherwise); the caller has already
+	// validated the block.
 	ConnectBlock(ctx context.Context, in *ConnectBlockRequest, opts ...grpc.CallOption) (*ConnectBlockResponse, error)
 	// DisconnectBlock undoes the tip block atomically from its undo data.
 	DisconnectBlock(ctx context.Context, in *DisconnectBlockRequest, opts ...grpc.CallOption) (*DisconnectBlockResponse, error)
@@ -116,10 +117,11 @@ func (c *utxoStoreServiceClient) GetStats(ctx context.Context, in *GetStatsReque
 type UtxoStoreServiceServer interface {
 	// GetUtxos looks up many outpoints at once.
 	GetUtxos(context.Context, *GetUtxosRequest) (*GetUtxosResponse, error)
-	// ConnectBlock applies a block atomically: spends its inputs, adds its
-	// outputs, stores undo data and moves the tip. The block's parent must be
-	// the current tip and every input must be unspent (FailedPrecondition
-	// otherwise); the caller has already validated the block.
+	// ConnectBlock applies a block (or its changes) atomically: spends its
+	// inputs, adds its outputs, stores undo data and moves the tip. The
+	// block's parent must be the current tip and every input must be
+	// unspent (FailedPrecondition otherwise); the caller has already
+	// validated the block.
 	ConnectBlock(context.Context, *ConnectBlockRequest) (*ConnectBlockResponse, error)
 	// DisconnectBlock undoes the tip block atomically from its undo data.
 	DisconnectBlock(context.Context, *DisconnectBlockRequest) (*DisconnectBlockResponse, error)
