@@ -120,6 +120,8 @@ func Run(ctx context.Context, o Options, modules ...Module) error {
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(grpcclient.MaxMessageBytes),
 		grpc.MaxSendMsgSize(grpcclient.MaxMessageBytes),
+		grpc.InitialWindowSize(grpcclient.StreamWindowBytes),
+		grpc.InitialConnWindowSize(grpcclient.ConnWindowBytes),
 	)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -10,10 +10,12 @@ const coinCacheEntryOverhead = 36 + 24 + 40
 // coinCache is a bounded in-memory copy of part of the set: coins the
 // store knows to be unspent at its current tip (store.cur). It is
 // write-through and exact, never a guess: an entry exists only while the
-// same coin is in badger, because every commit that spends a coin removes
-// it here and every coin added here was either just committed or read
-// from a snapshot at the tip the cache reflects (see store.lookupMany).
-// A miss says nothing; the caller reads badger.
+// same coin is unspent at the tip (in badger or pending), because every
+// change that spends or removes a coin removes it here, and every coin
+// added here was either just created or restored, or read from a
+// snapshot at the tip the cache reflects (see store.lookupRaw). So a hit
+// is the answer, even before the pending changes are asked; a miss says
+// nothing.
 //
 // Most inputs of a new block spend recent outputs, and blockvalidator
 // looks every input up (GetUtxos) just before ConnectBlock, so the

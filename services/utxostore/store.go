@@ -477,18 +477,13 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 					return connectResult{}, missingInput(txid, j, op)
 				}
 				seen[op] = struct{}{}
-				if v, ok := s.pend.get(op); ok {
-					if v == nil {
-						s.cacheMu.RUnlock()
-						return connectResult{}, missingInput(txid, j, op)
-					}
-					spentExt = append(spentExt, op)
-					spentVals = append(spentVals, v)
-					res.cacheHits++
-					continue
+				v, known := s.atTip(op)
+				if known && v == nil {
+					s.cacheMu.RUnlock()
+					return connectResult{}, missingInput(txid, j, op)
 				}
 				spentExt = append(spentExt, op)
-				if v, ok := s.cache.get(op); ok {
+				if known {
 					spentVals = append(spentVals, v)
 					res.cacheHits++
 					continue
@@ -606,21 +601,28 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 	return res, nil
 }
 
-// coinAt reads one coin at cur: from the pending changes, the cache, else
-// from txn (badger holds the flushed set; pending names every outpoint
-// changed since).
+// atTip answers op from memory when it can: known is false when only
+// badger can (val nil with known: op holds no coin). The coin cache goes
+// first: it only holds coins unspent at cur (see coinCache), and the
+// coins a block spends are usually there. The caller holds cacheMu.
+func (s *store) atTip(op wire.OutPoint) (val []byte, known bool) {
+	if v, ok := s.cache.get(op); ok {
+		return v, true
+	}
+	return s.pend.get(op)
+}
+
+// coinAt reads one coin at cur: from memory (atTip), else from txn
+// (badger holds the flushed set; pending names every outpoint changed
+// since).
 func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin.Coin, bool, error) {
 	s.cacheMu.RLock()
-	v, ok := s.pend.get(op)
-	if ok && v == nil {
-		s.cacheMu.RUnlock()
-		return coin.Coin{}, false, nil
-	}
-	if !ok {
-		v, ok = s.cache.get(op)
-	}
+	v, known := s.atTip(op)
 	s.cacheMu.RUnlock()
-	if ok {
+	switch {
+	case known && v == nil:
+		return coin.Coin{}, false, nil
+	case known:
 		c, _, err := coin.Decode(v)
 		return c, err == nil, err
 	}
@@ -884,11 +886,8 @@ func (s *store) lookupRaw(ops []wire.OutPoint) ([][]byte, tipState, error) {
 	err := func() error {
 		var miss []int
 		for i := range ops {
-			v, ok := s.pend.get(ops[i])
-			if !ok {
-				v, ok = s.cache.get(ops[i])
-			}
-			if !ok {
+			v, known := s.atTip(ops[i])
+			if !known {
 				miss = append(miss, i)
 				continue
 			}
