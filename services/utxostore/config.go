@@ -21,6 +21,10 @@ const (
 	// DefaultCoinCacheMB is the default coin cache budget (about 600k
 	// coins).
 	DefaultCoinCacheMB = 64
+	// DefaultFilterMB is the default key filter size: it holds about 54
+	// million outpoints well (regtest, signet and testnet sets, or the
+	// outputs created since the last rebuild).
+	DefaultFilterMB = 64
 	// DefaultFlushInterval is how long connected blocks may stay in
 	// memory before they are written to badger.
 	DefaultFlushInterval = 10 * time.Second
@@ -42,11 +46,15 @@ type Config struct {
 	// CoinCacheMB bounds the in-memory cache of recent and looked-up
 	// coins (--utxostore-coin-cache-mb); 0 disables it.
 	CoinCacheMB int
+	// FilterMB sizes the filter that answers lookups of outpoints that
+	// never held a coin without reading badger (--utxostore-filter-mb);
+	// 0 disables it.
+	FilterMB int
 }
 
 // DefaultConfig returns the defaults the flags start from.
 func DefaultConfig() Config {
-	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, FlushInterval: DefaultFlushInterval, CoinCacheMB: DefaultCoinCacheMB}
+	return Config{CacheMB: DefaultCacheMB, MemTableMB: DefaultMemTableMB, FlushInterval: DefaultFlushInterval, CoinCacheMB: DefaultCoinCacheMB, FilterMB: DefaultFilterMB}
 }
 
 // RegisterFlags registers the utxostore's own tuning flags on fs.
@@ -59,6 +67,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"UTXO store: keep connected blocks' changes in memory at most this long, then write them in one fsynced transaction (sooner when they fill a sixth of the memtable; 0: every block); after a crash the store is at its last write and the blocks since are connected again")
 	fs.IntVar(&c.CoinCacheMB, "utxostore-coin-cache-mb", d.CoinCacheMB,
 		"UTXO store: memory in MiB for recently created and looked-up coins, so block connects need not read them back (0: off)")
+	fs.IntVar(&c.FilterMB, "utxostore-filter-mb", d.FilterMB,
+		"UTXO store: memory in MiB for a filter of the outpoints on disk, so that lookups of outputs that never existed (every block's BIP30 check) skip the disk; about 10 bits per coin hold it well (0: off)")
 }
 
 // Validate checks the settings, naming the bad flag.
@@ -74,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CoinCacheMB < 0 {
 		return fmt.Errorf("--utxostore-coin-cache-mb must be >= 0 (got %d)", c.CoinCacheMB)
+	}
+	if c.FilterMB < 0 {
+		return fmt.Errorf("--utxostore-filter-mb must be >= 0 (got %d)", c.FilterMB)
 	}
 	if c.MemTableMB < minMemTableMB || c.MemTableMB > maxMemTableMB {
 		return fmt.Errorf("--utxostore-memtable-mb must be between %d and %d (got %d)",

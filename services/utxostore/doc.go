@@ -12,6 +12,11 @@
 // Spent coins are never taken from the caller: they come from the coin
 // cache or from badger (see store.connect).
 //
+// Lookups and connects come in message forms and in compact forms for a
+// block's worth of data (what blockvalidator sends): packed outpoints
+// answered with packed coin records (internal/packed), and a block's
+// changes instead of the serialized block (internal/blockchanges).
+//
 // # Storage
 //
 // The set lives in a badger database in Config.DataDir. Keys:
@@ -23,8 +28,8 @@
 //
 // A coin value is internal/coin's encoding: uvarint(height<<1 | coinbase)
 // || uvarint(amount) || uvarint(len(pkScript)) || pkScript. Undo data is
-// uvarint(n) followed by the n spent coins (same encoding) in the block's input order, coinbase
-// excluded. The tip record is hash(32) || height(int32 BE) ||
+// uvarint(n) followed by the n spent coins (same encoding) in the block's
+// input order, coinbase excluded. The tip record is hash(32) || height(int32 BE) ||
 // txouts(uint64 BE) || total amount(uint64 BE), so the counters used for
 // metrics always agree with the set they describe. The meta record holds a
 // schema version and the network's genesis hash, so a data directory of
@@ -49,6 +54,13 @@
 // (with BIP30/BIP34, which the caller enforces, nothing else can
 // overwrite a coin). GetUtxos answers from the cache too, when the badger
 // snapshot it reads the rest from is at the cache's tip.
+//
+// A Bloom filter of the outpoints badger may hold (filter.go,
+// --utxostore-filter-mb) answers lookups of outpoints that never held a
+// coin, such as every BIP30 check, without a badger read. It is built in
+// the background from badger's keys at open (lookups read badger until
+// then) and takes every coin as it is created or restored; it is rebuilt
+// once spent coins have filled it.
 //
 // Undo records are kept for every connected block (as Core keeps rev*.dat
 // without pruning) and removed only when their block is disconnected.

@@ -16,6 +16,7 @@ type metrics struct {
 	totalAmount prometheus.Gauge
 	spent       prometheus.Counter
 	cacheHits   prometheus.Counter
+	filterSkips prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,11 +48,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "btcmesh_utxostore_connect_cache_hits_total",
 			Help: "Outputs spent by connected blocks that were found in the coin cache instead of read from disk.",
 		}),
+		filterSkips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "btcmesh_utxostore_filter_skips_total",
+			Help: "Lookups of outpoints that hold no coin answered by the key filter instead of read from disk.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.txouts, m.tipHeight, m.connect, m.disconnect, m.lookups, m.totalAmount, m.spent, m.cacheHits} {
+	for _, c := range []prometheus.Collector{m.txouts, m.tipHeight, m.connect, m.disconnect, m.lookups, m.totalAmount, m.spent, m.cacheHits, m.filterSkips} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register utxostore metrics: %w", err)
 		}

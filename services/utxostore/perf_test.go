@@ -45,15 +45,15 @@ func perfChain(genesis chainhash.Hash, n, inputs int) []*wire.MsgBlock {
 
 // BenchmarkConnect measures store.connect of 3000-input blocks after the
 // lookups blockvalidator makes first (inputs and BIP30), with and without
-// the coin cache.
+// the coin cache and the key filter.
 func BenchmarkConnect(b *testing.B) {
-	for _, mb := range []int{0, 64} {
-		b.Run(fmt.Sprintf("coin-cache-%dMB", mb), func(b *testing.B) {
+	for _, c := range []struct{ cacheMB, filterMB int }{{0, 0}, {64, 0}, {64, DefaultFilterMB}} {
+		b.Run(fmt.Sprintf("coin-cache-%dMB/filter-%dMB", c.cacheMB, c.filterMB), func(b *testing.B) {
 			genesis := *regtest(b).Params.GenesisHash
 			const n = 30
 			blocks := perfChain(genesis, n, 3000)
-			st, err := openStore(storeOptions{dir: b.TempDir(), cacheMB: 64, memTableMB: 128, coinCacheMB: mb, flushEvery: time.Hour,
-				genesis: genesis}, discardLog())
+			st, err := openStore(storeOptions{dir: b.TempDir(), cacheMB: 64, memTableMB: 128, coinCacheMB: c.cacheMB,
+				filterBytes: c.filterMB << 20, flushEvery: time.Hour, genesis: genesis}, discardLog())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -64,6 +64,8 @@ func (s *Service) Run(ctx context.Context) error {
 		memTableMB:  s.cfg.MemTableMB,
 		flushEvery:  s.cfg.FlushInterval,
 		coinCacheMB: s.cfg.CoinCacheMB,
+		filterBytes: s.cfg.FilterMB << 20,
+		filterSkips: s.metrics.filterSkips,
 		genesis:     *s.deps.Network.Params.GenesisHash,
 	}, s.deps.Log)
 	if err != nil {

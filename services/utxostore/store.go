@@ -13,6 +13,7 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/skl"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -52,6 +53,17 @@ type store struct {
 	// stopFlush ends the periodic flush (nil when every block flushes);
 	// flushDone is closed once it has.
 	stopFlush, flushDone chan struct{}
+
+	// filter says which outpoints badger holds no coin for (see
+	// keyFilter): nil until built. building is the one being built; both
+	// are guarded by cacheMu. filterBytes sizes them (0: none);
+	// filterStop ends a build at close, filterWG waits for it;
+	// filterSkips (nil: none) counts the badger reads filter saved.
+	filter, building *keyFilter
+	filterBytes      int
+	filterStop       chan struct{}
+	filterWG         sync.WaitGroup
+	filterSkips      prometheus.Counter
 }
 
 // storeOptions are what openStore needs from Config.
@@ -64,6 +76,10 @@ type storeOptions struct {
 	flushEvery time.Duration
 	// coinCacheMB bounds the coin cache; 0 disables it.
 	coinCacheMB int
+	// filterBytes sizes the key filter; 0 disables it. filterSkips, when
+	// set, counts the badger reads it saved.
+	filterBytes int
+	filterSkips prometheus.Counter
 	genesis     chainhash.Hash
 }
 
@@ -108,6 +124,12 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 		return nil, err
 	}
 	s.flushed = s.cur
+	if o.filterBytes > 0 {
+		s.filterBytes, s.filterStop, s.filterSkips = o.filterBytes, make(chan struct{}), o.filterSkips
+		s.cacheMu.Lock()
+		s.startFilter()
+		s.cacheMu.Unlock()
+	}
 	if o.flushEvery > 0 {
 		s.stopFlush, s.flushDone = make(chan struct{}), make(chan struct{})
 		go s.flushLoop(o.flushEvery)
@@ -154,6 +176,10 @@ func (s *store) close() error {
 	if s.stopFlush != nil {
 		close(s.stopFlush)
 		<-s.flushDone
+	}
+	if s.filterStop != nil {
+		close(s.filterStop)
+		s.filterWG.Wait()
 	}
 	s.mu.Lock()
 	err := s.flushLocked()
@@ -587,6 +613,7 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		case !nc.spent:
 			s.pend.create(nc.op, nc.val, nc.overwrote)
 			s.cache.put(nc.op, nc.val)
+			s.addToFilters(&nc.op)
 		case nc.overwrote:
 			s.pend.spend(nc.op) // the overwritten coin is gone too
 			s.cache.del(nc.op)
@@ -618,9 +645,10 @@ func (s *store) atTip(op wire.OutPoint) (val []byte, known bool) {
 func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin.Coin, bool, error) {
 	s.cacheMu.RLock()
 	v, known := s.atTip(op)
+	absent := !known && !s.mayHold(&op)
 	s.cacheMu.RUnlock()
 	switch {
-	case known && v == nil:
+	case absent || known && v == nil:
 		return coin.Coin{}, false, nil
 	case known:
 		c, _, err := coin.Decode(v)
@@ -786,6 +814,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 		} else {
 			s.pend.create(c.op, c.val, c.existed)
 			s.cache.put(c.op, c.val)
+			s.addToFilters(&c.op)
 		}
 	}
 	s.pend.dropUndo(hash)
@@ -885,13 +914,20 @@ func (s *store) lookupRaw(ops []wire.OutPoint) ([][]byte, tipState, error) {
 	tip := s.cur
 	err := func() error {
 		var miss []int
+		skipped := 0
 		for i := range ops {
 			v, known := s.atTip(ops[i])
-			if !known {
+			switch {
+			case known:
+				out[i] = v // nil when spent since the flush
+			case s.mayHold(&ops[i]):
 				miss = append(miss, i)
-				continue
+			default:
+				skipped++
 			}
-			out[i] = v // nil when spent since the flush
+		}
+		if skipped > 0 && s.filterSkips != nil {
+			s.filterSkips.Add(float64(skipped))
 		}
 		if len(miss) == 0 {
 			return nil

@@ -48,6 +48,10 @@ func TestConfigFlagsAndValidation(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--utxostore-flush-interval") {
 		t.Fatalf("want an error naming --utxostore-flush-interval, got %v", err)
 	}
+	c.FlushInterval, c.FilterMB = 0, -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--utxostore-filter-mb") {
+		t.Fatalf("want an error naming --utxostore-filter-mb, got %v", err)
+	}
 }
 
 func TestUnspendable(t *testing.T) {
