@@ -198,21 +198,23 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	}
 
 	tr.mark("header")
+	// When the block extends the active tip, validate it against the
+	// UTXO set now, while the contextual checks run, it is stored and the
+	// connect plan is asked for (the plan will most likely connect it). A
+	// failure below cancels it (process drops every speculation).
+	if tip, _ := s.tip(); tip == block.MsgBlock().Header.PrevBlock {
+		c := loadedCand(hash, height, block, raw)
+		s.startSpec(ctx, c, tip, nil, map[int32]int64{height - 1: parent.GetMedianTimePast()})
+	}
+
 	// 4. Checks that need the height and parent but no UTXOs.
 	if err := checkContextual(block, height, parent.GetMedianTimePast(), s.deps.Network); err != nil {
+		s.dropSpec(hash)
 		re := asRuleError(err)
 		if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_INVALID, string(re.Kind)); err != nil {
 			return nil, false, err
 		}
 		return s.reject(resp, hash, re), true, nil
-	}
-
-	// When the block extends the active tip, validate it against the
-	// UTXO set now, while it is stored and the connect plan is asked for
-	// (the plan will most likely connect it).
-	if tip, _ := s.tip(); tip == block.MsgBlock().Header.PrevBlock {
-		c := loadedCand(hash, height, block, raw)
-		s.startSpec(ctx, c, tip, nil, map[int32]int64{height - 1: parent.GetMedianTimePast()})
 	}
 
 	tr.mark("contextual")
