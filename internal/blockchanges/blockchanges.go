@@ -11,7 +11,6 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 
-	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
 	"github.com/btcmesh/btcmesh/internal/packed"
@@ -81,7 +80,7 @@ func Proto(blk *btcutil.Block) *utxostorev1.BlockChanges {
 	}
 	// One backing array each for every transaction's spends and outputs.
 	spends := make([]byte, 0, nIn*packed.OutPointLen)
-	outs := make([]commonv1.TxOut, nOut)
+	outs := make([]byte, 0, nOut*(8+1+34))
 	txs := make([]utxostorev1.TxChanges, len(msg.Transactions))
 	for i, tx := range blk.Transactions() {
 		mtx := tx.MsgTx()
@@ -94,11 +93,11 @@ func Proto(blk *btcutil.Block) *utxostorev1.BlockChanges {
 			}
 			t.Spends = spends[start:len(spends):len(spends)]
 		}
-		t.Outputs = make([]*commonv1.TxOut, len(mtx.TxOut))
-		for k, o := range mtx.TxOut {
-			outs[0].Value, outs[0].PkScript = o.Value, o.PkScript
-			t.Outputs[k], outs = &outs[0], outs[1:]
+		start := len(outs)
+		for _, o := range mtx.TxOut {
+			outs = packed.AppendOutput(outs, o)
 		}
+		t.Outputs = outs[start:len(outs):len(outs)]
 		pb.Txs[i] = t
 	}
 	return pb
@@ -118,17 +117,16 @@ func FromProto(pb *utxostorev1.BlockChanges) (*Changes, error) {
 	if len(ch.Txs) == 0 {
 		return nil, rules.InvalidArgument("changes.txs is empty: a block has at least its coinbase")
 	}
-	nSpends := 0
+	// One backing array each for every transaction's spends and outputs
+	// (ends[i] is where transaction i's outputs end in outs).
+	nSpends, outBytes := 0, 0
 	for _, t := range pb.GetTxs() {
 		nSpends += len(t.GetSpends()) / packed.OutPointLen
-	}
-	// One backing array each for every transaction's spends and outputs.
-	nOut := 0
-	for _, t := range pb.GetTxs() {
-		nOut += len(t.GetOutputs())
+		outBytes += len(t.GetOutputs())
 	}
 	spends := make([]wire.OutPoint, nSpends)
-	outs := make([]wire.TxOut, nOut)
+	outs := make([]wire.TxOut, 0, outBytes/(8+1+22)+1)
+	ends := make([]int, len(ch.Txs))
 	for i, t := range pb.GetTxs() {
 		c := &ch.Txs[i]
 		if err := hashArg(&c.Txid, t.GetTxid(), "changes.txs[].txid"); err != nil {
@@ -144,11 +142,25 @@ func FromProto(pb *utxostorev1.BlockChanges) (*Changes, error) {
 		if err := packed.ReadOutPoints(c.Spends, raw); err != nil {
 			return nil, rules.InvalidArgument("changes.txs[%d].spends: %v", i, err)
 		}
-		c.Outs = make([]*wire.TxOut, len(t.GetOutputs()))
-		for k, o := range t.GetOutputs() {
-			outs[0] = wire.TxOut{Value: o.GetValue(), PkScript: o.GetPkScript()}
-			c.Outs[k], outs = &outs[0], outs[1:]
+		first := len(outs)
+		for rest := t.GetOutputs(); len(rest) > 0; {
+			var o wire.TxOut
+			var err error
+			if rest, err = packed.NextOutput(rest, &o); err != nil {
+				return nil, rules.InvalidArgument("changes.txs[%d].outputs, output %d: %v", i, len(outs)-first, err)
+			}
+			outs = append(outs, o)
 		}
+		ends[i] = len(outs)
+	}
+	start := 0
+	for i := range ch.Txs {
+		c := &ch.Txs[i]
+		c.Outs = make([]*wire.TxOut, ends[i]-start)
+		for k := range c.Outs {
+			c.Outs[k] = &outs[start+k]
+		}
+		start = ends[i]
 	}
 	return ch, nil
 }

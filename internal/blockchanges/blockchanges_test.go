@@ -82,6 +82,7 @@ func TestFromProtoRejects(t *testing.T) {
 		{"long txid", "changes.txs[].txid", func(pb *utxostorev1.BlockChanges) { pb.Txs[2].Txid = make([]byte, 33) }},
 		{"torn outpoint", "changes.txs[1].spends", func(pb *utxostorev1.BlockChanges) { pb.Txs[1].Spends = pb.Txs[1].Spends[:40] }},
 		{"second coinbase", "changes.txs[2]", func(pb *utxostorev1.BlockChanges) { pb.Txs[2].Spends = nil }},
+		{"torn output", "changes.txs[1].outputs, output 2", func(pb *utxostorev1.BlockChanges) { pb.Txs[1].Outputs = pb.Txs[1].Outputs[:len(pb.Txs[1].Outputs)-1] }},
 	} {
 		pb := good()
 		c.edit(pb)

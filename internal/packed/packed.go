@@ -1,7 +1,8 @@
 // Package packed reads and writes the compact forms the batch APIs use
 // for large requests: outpoints packed 36 bytes each (utxostore's
 // GetUtxosRequest.packed_outpoints and TxChanges.spends) and coin records
-// packed one after another (GetUtxosResponse.packed_utxos).
+// packed one after another (GetUtxosResponse.packed_utxos), and outputs
+// packed one after another (TxChanges.outputs).
 package packed
 
 import (
@@ -52,4 +53,28 @@ func NextRecord(b []byte) (v, rest []byte, err error) {
 		return nil, nil, errors.New("truncated record")
 	}
 	return b[k : k+int(n)], b[k+int(n):], nil
+}
+
+// AppendOutput appends out's packed form to b: the amount as 8
+// little-endian bytes, uvarint(script length), the script.
+func AppendOutput(b []byte, out *wire.TxOut) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(out.Value))
+	b = binary.AppendUvarint(b, uint64(len(out.PkScript)))
+	return append(b, out.PkScript...)
+}
+
+// NextOutput reads the packed output at the front of b into out (its
+// script aliasing b) and returns the rest of b.
+func NextOutput(b []byte, out *wire.TxOut) (rest []byte, err error) {
+	if len(b) < 8 {
+		return nil, errors.New("truncated output amount")
+	}
+	out.Value = int64(binary.LittleEndian.Uint64(b))
+	n, k := binary.Uvarint(b[8:])
+	if k <= 0 || n > uint64(len(b)-8-k) {
+		return nil, errors.New("truncated output script")
+	}
+	start := 8 + k
+	out.PkScript = b[start : start+int(n) : start+int(n)]
+	return b[start+int(n):], nil
 }

@@ -48,3 +48,32 @@ func TestRecords(t *testing.T) {
 		t.Fatal("no record in nothing")
 	}
 }
+
+func TestOutputs(t *testing.T) {
+	outs := []*wire.TxOut{wire.NewTxOut(-1, nil), wire.NewTxOut(21e14, bytes.Repeat([]byte{0x51}, 300))}
+	var b []byte
+	for _, o := range outs {
+		b = AppendOutput(b, o)
+	}
+	rest := b
+	for i, want := range outs {
+		var got wire.TxOut
+		var err error
+		if rest, err = NextOutput(rest, &got); err != nil || got.Value != want.Value || !bytes.Equal(got.PkScript, want.PkScript) {
+			t.Fatalf("output %d: %v %v", i, got, err)
+		}
+	}
+	if len(rest) != 0 {
+		t.Fatalf("%d bytes left", len(rest))
+	}
+	var o wire.TxOut
+	if _, err := NextOutput(nil, &o); err == nil {
+		t.Fatal("nothing is not an output")
+	}
+	if _, err := NextOutput(b[:5], &o); err == nil {
+		t.Fatal("a torn amount must not read")
+	}
+	if _, err := NextOutput(b[9:len(b)-1], &o); err == nil { // the second, cut short
+		t.Fatal("a torn script must not read")
+	}
+}

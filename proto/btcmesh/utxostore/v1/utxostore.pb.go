@@ -385,8 +385,10 @@ type TxChanges struct {
 	// for the coinbase, and only for it.
 	Spends []byte `protobuf:"bytes,2,opt,name=spends,proto3" json:"spends,omitempty"`
 	// outputs are all its outputs in order (the store skips unspendable
-	// ones, as it does for a serialized block).
-	Outputs       []*v1.TxOut `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// ones, as it does for a serialized block), packed one after another:
+	// the amount in satoshis as 8 little-endian bytes, uvarint(script
+	// length), the script.
+	Outputs       []byte `protobuf:"bytes,3,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -435,7 +437,7 @@ func (x *TxChanges) GetSpends() []byte {
 	return nil
 }
 
-func (x *TxChanges) GetOutputs() []*v1.TxOut {
+func (x *TxChanges) GetOutputs() []byte {
 	if x != nil {
 		return x.Outputs
 	}
@@ -863,11 +865,11 @@ const file_btcmesh_utxostore_v1_utxostore_proto_rawDesc = "" +
 	"\fBlockChanges\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x121\n" +
-	"\x03txs\x18\x03 \x03(\v2\x1f.btcmesh.utxostore.v1.TxChangesR\x03txs\"k\n" +
+	"\x03txs\x18\x03 \x03(\v2\x1f.btcmesh.utxostore.v1.TxChangesR\x03txs\"Q\n" +
 	"\tTxChanges\x12\x12\n" +
 	"\x04txid\x18\x01 \x01(\fR\x04txid\x12\x16\n" +
-	"\x06spends\x18\x02 \x01(\fR\x06spends\x122\n" +
-	"\aoutputs\x18\x03 \x03(\v2\x18.btcmesh.common.v1.TxOutR\aoutputs\"P\n" +
+	"\x06spends\x18\x02 \x01(\fR\x06spends\x12\x18\n" +
+	"\aoutputs\x18\x03 \x01(\fR\aoutputs\"P\n" +
 	"\x14ConnectBlockResponse\x12\x19\n" +
 	"\btip_hash\x18\x01 \x01(\fR\atipHash\x12\x1d\n" +
 	"\n" +
@@ -938,22 +940,21 @@ var file_btcmesh_utxostore_v1_utxostore_proto_depIdxs = []int32{
 	0,  // 3: btcmesh.utxostore.v1.GetUtxosResponse.utxos:type_name -> btcmesh.utxostore.v1.Utxo
 	4,  // 4: btcmesh.utxostore.v1.ConnectBlockRequest.changes:type_name -> btcmesh.utxostore.v1.BlockChanges
 	5,  // 5: btcmesh.utxostore.v1.BlockChanges.txs:type_name -> btcmesh.utxostore.v1.TxChanges
-	14, // 6: btcmesh.utxostore.v1.TxChanges.outputs:type_name -> btcmesh.common.v1.TxOut
-	1,  // 7: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
-	3,  // 8: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
-	7,  // 9: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
-	9,  // 10: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
-	11, // 11: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
-	2,  // 12: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
-	6,  // 13: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
-	8,  // 14: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
-	10, // 15: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
-	12, // 16: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	1,  // 6: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
+	3,  // 7: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
+	7,  // 8: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
+	9,  // 9: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
+	11, // 10: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
+	2,  // 11: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
+	6,  // 12: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
+	8,  // 13: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
+	10, // 14: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
+	12, // 15: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_btcmesh_utxostore_v1_utxostore_proto_init() }
