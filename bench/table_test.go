@@ -38,7 +38,7 @@ func envInt(t testing.TB, name string, def int) int {
 
 // TestConsensusTable prints the validation table (make bench). Every ratio
 // compares runs made side by side in this process; nothing is asserted
-// about time. BTCMESH_BENCH_ROUNDS sets the blocks per row (3), and
+// about time. BTCMESH_BENCH_ROUNDS sets the blocks per row (10), and
 // BTCMESH_BENCH_PROFILE=DIR saves a CPU profile of each of btcmesh's
 // mempool-validated submissions there.
 func TestConsensusTable(t *testing.T) {
@@ -48,7 +48,7 @@ func TestConsensusTable(t *testing.T) {
 	cfg := benchConfig{
 		inputs: envInt(t, "BTCMESH_BENCH_INPUTS", 3000),
 		perTx:  envInt(t, "BTCMESH_BENCH_INPUTS_PER_TX", 3),
-		rounds: envInt(t, "BTCMESH_BENCH_ROUNDS", 3),
+		rounds: envInt(t, "BTCMESH_BENCH_ROUNDS", 10),
 	}
 	runTable(t, cfg, os.Stdout)
 }
