@@ -7,6 +7,7 @@
 package blockchanges
 
 import (
+	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
@@ -40,23 +41,13 @@ type Tx struct {
 // coinbase: the first, spending nothing.
 func (t *Tx) Coinbase(i int) bool { return i == 0 && len(t.Spends) == 0 }
 
-// isCoinbase reports whether tx has the coinbase shape (one input with a
-// null previous outpoint).
-func isCoinbase(tx *wire.MsgTx) bool {
-	if len(tx.TxIn) != 1 {
-		return false
-	}
-	p := tx.TxIn[0].PreviousOutPoint
-	return p.Index == wire.MaxPrevOutIndex && p.Hash == (chainhash.Hash{})
-}
-
 // Of reads blk's changes, hashing every transaction.
 func Of(blk *wire.MsgBlock) *Changes {
 	ch := &Changes{Hash: blk.BlockHash(), Parent: blk.Header.PrevBlock, Txs: make([]Tx, len(blk.Transactions))}
 	for i, tx := range blk.Transactions {
 		t := &ch.Txs[i]
 		t.Txid, t.Outs = tx.TxHash(), tx.TxOut
-		if i == 0 && isCoinbase(tx) {
+		if i == 0 && blockchain.IsCoinBaseTx(tx) {
 			continue
 		}
 		t.Spends = make([]wire.OutPoint, len(tx.TxIn))
@@ -86,7 +77,7 @@ func Proto(blk *btcutil.Block) *utxostorev1.BlockChanges {
 		mtx := tx.MsgTx()
 		t := &txs[i]
 		t.Txid = tx.Hash()[:]
-		if !(i == 0 && isCoinbase(mtx)) {
+		if !(i == 0 && blockchain.IsCoinBaseTx(mtx)) {
 			start := len(spends)
 			for _, in := range mtx.TxIn {
 				spends = packed.AppendOutPoint(spends, in.PreviousOutPoint)

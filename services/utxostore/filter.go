@@ -118,7 +118,9 @@ func (s *store) startFilter() {
 		defer s.filterWG.Done()
 		defer txn.Discard()
 		if err := s.fillFilter(txn, f); err != nil {
-			s.log.Warn("utxo key filter not built; lookups read badger", "err", err)
+			if !errors.Is(err, errFilterStopped) {
+				s.log.Warn("utxo key filter not built; lookups read badger", "err", err)
+			}
 			s.cacheMu.Lock()
 			s.building = nil
 			s.cacheMu.Unlock()

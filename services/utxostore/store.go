@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/dgraph-io/badger/v4"
@@ -401,16 +402,6 @@ func (s *store) tip() (tipState, error) {
 	return s.cur, nil
 }
 
-// isCoinbase reports whether tx has the coinbase shape (one input with a
-// null previous outpoint).
-func isCoinbase(tx *wire.MsgTx) bool {
-	if len(tx.TxIn) != 1 {
-		return false
-	}
-	p := tx.TxIn[0].PreviousOutPoint
-	return p.Index == wire.MaxPrevOutIndex && p.Hash == (chainhash.Hash{})
-}
-
 // notTip is the rule a block breaks when it does not extend the tip.
 const notTip rules.Kind = "prev-blk-not-best"
 
@@ -721,7 +712,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 	}
 	want := 0
 	for i, tx := range blk.Transactions {
-		if !(i == 0 && isCoinbase(tx)) {
+		if !(i == 0 && blockchain.IsCoinBaseTx(tx)) {
 			want += len(tx.TxIn)
 		}
 	}
@@ -771,7 +762,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 			changes = append(changes, change{op: op, existed: true})
 			now[op] = nil
 		}
-		if i == 0 && isCoinbase(tx) {
+		if i == 0 && blockchain.IsCoinBaseTx(tx) {
 			continue
 		}
 		for j := len(tx.TxIn) - 1; j >= 0; j-- {
