@@ -30,14 +30,31 @@ func Logger() *slog.Logger {
 }
 
 // NATS starts an embedded NATS server with JetStream and returns a
-// connection to it.
+// connection to it over its loopback listener, as a separate pod would
+// connect.
 func NATS(t testing.TB) *nats.Conn {
+	t.Helper()
+	return startNATS(t, false)
+}
+
+// NATSInProcess is NATS with the connection made through the server's
+// in-memory pipe, as `btcmesh node` connects to its embedded server.
+func NATSInProcess(t testing.TB) *nats.Conn {
+	t.Helper()
+	return startNATS(t, true)
+}
+
+func startNATS(t testing.TB, inProcess bool) *nats.Conn {
 	t.Helper()
 	srv, err := bus.StartEmbedded(t.TempDir(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("embedded nats: %v", err)
 	}
-	nc, err := bus.Connect(srv.URL(), "test", Logger())
+	var opts []nats.Option
+	if inProcess {
+		opts = append(opts, srv.InProcess())
+	}
+	nc, err := bus.Connect(srv.URL(), "test", Logger(), opts...)
 	if err != nil {
 		srv.Shutdown()
 		t.Fatalf("connect nats: %v", err)

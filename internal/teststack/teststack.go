@@ -53,7 +53,8 @@ func New(t testing.TB) *Stack {
 
 // NewNode builds the same services wired as `btcmesh node` wires them in
 // one process: they call each other through an in-process channel
-// (internal/inproc), the blockvalidator (and any module built with Deps)
+// (internal/inproc) and reach NATS through the embedded server's
+// in-memory pipe, the blockvalidator (and any module built with Deps)
 // validates scripts with the stack's own txvalidator instead of the NATS
 // pool, and every block store shares one block cache.
 func NewNode(t testing.TB) *Stack {
@@ -63,7 +64,11 @@ func NewNode(t testing.TB) *Stack {
 
 func build(t testing.TB, s *Stack) *Stack {
 	t.Helper()
-	s.NATS = testenv.NATS(t)
+	if s.channel != nil {
+		s.NATS = testenv.NATSInProcess(t)
+	} else {
+		s.NATS = testenv.NATS(t)
+	}
 	s.Addr = testenv.Listener(t)
 	hs, err := headers.New(headers.Config{DataDir: t.TempDir()}, s.Deps(t))
 	if err != nil {
