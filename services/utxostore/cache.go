@@ -78,11 +78,13 @@ func (c *coinCache) put(op wire.OutPoint, v []byte) {
 	}
 }
 
-// del forgets op (it was spent or removed).
+// del forgets op (it was spent or removed). An outpoint is in at most
+// one generation (put moves it out of old), so a hit in young ends it.
 func (c *coinCache) del(op wire.OutPoint) {
 	if v, ok := c.young[op]; ok {
 		c.youngBytes -= entryCost(v)
 		delete(c.young, op)
+		return
 	}
 	if v, ok := c.old[op]; ok {
 		c.oldBytes -= entryCost(v)

@@ -65,6 +65,34 @@ type store struct {
 	filterStop       chan struct{}
 	filterWG         sync.WaitGroup
 	filterSkips      prometheus.Counter
+
+	// scratch is connect's working space, kept between blocks (under mu)
+	// so that each block does not allocate and fault in fresh maps.
+	scratch connectScratch
+}
+
+// connectScratch holds connect's per-block maps and slices; each call
+// empties them first.
+type connectScratch struct {
+	created  []newCoin
+	local    map[wire.OutPoint]int // index into created
+	spentExt []wire.OutPoint
+	seen     map[wire.OutPoint]struct{}
+	missAt   []int
+	missOp   []wire.OutPoint
+}
+
+// reset empties sc for a block, keeping what it allocated.
+func (sc *connectScratch) reset() {
+	if sc.local == nil {
+		sc.local = make(map[wire.OutPoint]int)
+		sc.seen = make(map[wire.OutPoint]struct{})
+	}
+	clear(sc.local)
+	clear(sc.seen)
+	clear(sc.created) // drop references to the last block's coins
+	sc.created, sc.spentExt = sc.created[:0], sc.spentExt[:0]
+	sc.missAt, sc.missOp = sc.missAt[:0], sc.missOp[:0]
 }
 
 // storeOptions are what openStore needs from Config.
@@ -109,7 +137,7 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	// bytes and in skiplist nodes. One block may use all of it; pending
 	// changes are flushed before they pass half.
 	batch := (o.memTableMB << 20) * 15 / 100
-	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(),
+	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(0),
 		flushEvery: o.flushEvery, lastFlush: time.Now(),
 		txnEntries: batch / skl.MaxNodeSize, txnBytes: batch}
 	if err := s.init(&o.genesis); err != nil {
@@ -238,7 +266,7 @@ func (s *store) startFlush() {
 	s.lastFlush = time.Now()
 	s.cacheMu.Lock()
 	frozen := s.pend
-	s.pend = newPending()
+	s.pend = newPending(min(len(frozen.coins), s.txnEntries/2))
 	s.pend.base = frozen
 	job := &flushJob{layer: frozen, tip: s.cur, done: make(chan struct{})}
 	s.cacheMu.Unlock()
@@ -301,7 +329,7 @@ func (s *store) flushLocked() error {
 		return err
 	}
 	s.cacheMu.Lock()
-	s.pend, s.flushed = newPending(), s.cur
+	s.pend, s.flushed = newPending(min(len(s.pend.coins), s.txnEntries/2)), s.cur
 	s.cacheMu.Unlock()
 	return nil
 }
@@ -454,20 +482,15 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 	}
 
 	// Pass 1: resolve every spent coin and every new output.
-	nIn, nOut := 0, 0
+	nIn := 0
 	for _, tx := range blk.Txs {
 		nIn += len(tx.Spends)
-		nOut += len(tx.Outs)
 	}
+	sc := &s.scratch
+	sc.reset()
 	var (
 		res       connectResult
-		created   = make([]newCoin, 0, nOut)
-		local     = make(map[wire.OutPoint]int, nOut) // index into created
-		spentExt  = make([]wire.OutPoint, 0, nIn)     // coins of the set this block spends
-		seen      = make(map[wire.OutPoint]struct{}, nIn)
 		spentVals = make([][]byte, 0, nIn) // every spent coin, input order; nil: read below
-		missAt    []int                    // indexes into spentVals to read from badger
-		missOp    []wire.OutPoint
 		cbID      chainhash.Hash
 		hasCB     bool
 	)
@@ -480,33 +503,33 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 			cbID, hasCB = txid, true
 		} else {
 			for j, op := range tx.Spends {
-				if k, ok := local[op]; ok {
-					if created[k].spent {
+				if k, ok := sc.local[op]; ok {
+					if sc.created[k].spent {
 						s.cacheMu.RUnlock()
 						return connectResult{}, missingInput(txid, j, op)
 					}
-					created[k].spent = true
-					spentVals = append(spentVals, created[k].val)
+					sc.created[k].spent = true
+					spentVals = append(spentVals, sc.created[k].val)
 					continue
 				}
-				if _, twice := seen[op]; twice {
+				if _, twice := sc.seen[op]; twice {
 					s.cacheMu.RUnlock()
 					return connectResult{}, missingInput(txid, j, op)
 				}
-				seen[op] = struct{}{}
+				sc.seen[op] = struct{}{}
 				v, known := s.atTip(op)
 				if known && v == nil {
 					s.cacheMu.RUnlock()
 					return connectResult{}, missingInput(txid, j, op)
 				}
-				spentExt = append(spentExt, op)
+				sc.spentExt = append(sc.spentExt, op)
 				if known {
 					spentVals = append(spentVals, v)
 					res.cacheHits++
 					continue
 				}
-				missAt = append(missAt, len(spentVals))
-				missOp = append(missOp, op)
+				sc.missAt = append(sc.missAt, len(spentVals))
+				sc.missOp = append(sc.missOp, op)
 				spentVals = append(spentVals, nil)
 			}
 		}
@@ -519,15 +542,15 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 			val := coin.Append(make([]byte, 0, 12+len(out.PkScript)),
 				coin.Coin{Height: height, Coinbase: cb, Amount: out.Value, Script: out.PkScript})
 			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
-			local[op] = len(created)
-			created = append(created, newCoin{op: op, val: val})
+			sc.local[op] = len(sc.created)
+			sc.created = append(sc.created, newCoin{op: op, val: val})
 		}
 	}
 	s.cacheMu.RUnlock()
 
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
-	for k, op := range missOp {
+	for k, op := range sc.missOp {
 		item, err := txn.Get(coinKey(&op.Hash, op.Index))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			txid, j := findInput(blk, op)
@@ -536,24 +559,24 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		if err != nil {
 			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
 		}
-		if spentVals[missAt[k]], err = item.ValueCopy(nil); err != nil {
+		if spentVals[sc.missAt[k]], err = item.ValueCopy(nil); err != nil {
 			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
 		}
 	}
 	if hasCB {
-		for k := range created {
-			if created[k].op.Hash != cbID {
+		for k := range sc.created {
+			if sc.created[k].op.Hash != cbID {
 				break
 			}
-			old, found, err := s.coinAt(txn, created[k].op)
+			old, found, err := s.coinAt(txn, sc.created[k].op)
 			if err != nil {
 				return connectResult{}, err
 			}
 			if found {
 				// A duplicate coinbase (pre-BIP34 mainnet, blocks 91842
 				// and 91880) overwrites the old output, as in Core.
-				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", created[k].op.Index, "height", height)
-				created[k].overwrote = true
+				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", sc.created[k].op.Index, "height", height)
+				sc.created[k].overwrote = true
 				tip.txouts--
 				tip.amount -= old.Amount
 			}
@@ -576,7 +599,7 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		tip.amount -= c.Amount
 		undo = append(undo, v...)
 	}
-	for _, nc := range created {
+	for _, nc := range sc.created {
 		c, _, _ := coin.Decode(nc.val)
 		tip.txouts++
 		tip.amount += c.Amount
@@ -584,9 +607,9 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 
 	// The block's changes must fit one flush; make room first when they
 	// would take the pending changes past half of one.
-	add := len(spentExt) + len(created) + 2
-	addBytes := len(undo) + len(spentExt)*(coinKeyLen+2) + 64
-	for _, nc := range created {
+	add := len(sc.spentExt) + len(sc.created) + 2
+	addBytes := len(undo) + len(sc.spentExt)*(coinKeyLen+2) + 64
+	for _, nc := range sc.created {
 		addBytes += coinKeyLen + 2 + len(nc.val)
 	}
 	if err := s.makeRoom(add, addBytes); err != nil {
@@ -595,11 +618,11 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 
 	// Pass 2: record the changes.
 	s.cacheMu.Lock()
-	for _, op := range spentExt {
+	for _, op := range sc.spentExt {
 		s.pend.spend(op)
 		s.cache.del(op)
 	}
-	for _, nc := range created {
+	for _, nc := range sc.created {
 		switch {
 		case !nc.spent:
 			s.pend.create(nc.op, nc.val, nc.overwrote)
@@ -615,7 +638,7 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 	s.cur = tip
 	s.cacheMu.Unlock()
 	s.afterChange()
-	res.tip, res.spent, res.created = tip, len(spentVals), len(created)
+	res.tip, res.spent, res.created = tip, len(spentVals), len(sc.created)
 	return res, nil
 }
 
