@@ -8,6 +8,7 @@ import (
 
 	"github.com/btcsuite/btcd/wire/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sync/errgroup"
 
 	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
@@ -31,20 +32,24 @@ type mesh struct {
 // histSum returns the sum of the histogram called name (0 when absent).
 func (m *mesh) histSum(t testing.TB, name string) time.Duration {
 	t.Helper()
-	mfs, err := m.bvMetrics.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return time.Duration(mf.GetMetric()[0].GetHistogram().GetSampleSum() * float64(time.Second))
-		}
-	}
-	return 0
+	return time.Duration(m.metric(t, name).GetHistogram().GetSampleSum() * float64(time.Second))
 }
 
 // counter returns the value of the counter called name (0 when absent).
 func (m *mesh) counter(t testing.TB, name string) float64 {
+	t.Helper()
+	return m.metric(t, name).GetCounter().GetValue()
+}
+
+// gauge returns the value of the gauge called name (0 when absent).
+func (m *mesh) gauge(t testing.TB, name string) float64 {
+	t.Helper()
+	return m.metric(t, name).GetGauge().GetValue()
+}
+
+// metric returns the first series of the blockvalidator's metric called
+// name (nil when absent).
+func (m *mesh) metric(t testing.TB, name string) *dto.Metric {
 	t.Helper()
 	mfs, err := m.bvMetrics.Gather()
 	if err != nil {
@@ -52,10 +57,10 @@ func (m *mesh) counter(t testing.TB, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			return mf.GetMetric()[0]
 		}
 	}
-	return 0
+	return nil
 }
 
 // phases are cumulative blockvalidator timings.
@@ -126,12 +131,7 @@ func (m *mesh) store(t testing.TB, raw []byte) {
 // submit sends a serialized block and fails unless it becomes the tip.
 func (m *mesh) submit(t testing.TB, raw []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	resp, err := m.bv.SubmitBlock(ctx, &blockvalidatorv1.SubmitBlockRequest{Block: raw})
-	if err != nil {
-		t.Fatalf("btcmesh SubmitBlock: %v", err)
-	}
+	resp := m.submitResp(t, raw)
 	if resp.GetResult() != blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ACCEPTED {
 		t.Fatalf("btcmesh SubmitBlock: %s %s %s", resp.GetResult(), resp.GetRejectReason(), resp.GetRejectDetail())
 	}

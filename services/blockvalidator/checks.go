@@ -3,6 +3,8 @@ package blockvalidator
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
@@ -44,7 +46,36 @@ func decodeBlock(raw []byte) (*btcutil.Block, error) {
 	if n := mb.SerializeSize(); n != len(raw) {
 		return nil, fmt.Errorf("non-canonical block encoding: %d bytes, %d when re-serialized", len(raw), n)
 	}
-	return btcutil.NewBlockFromBlockAndBytes(&mb, raw), nil
+	block := btcutil.NewBlockFromBlockAndBytes(&mb, raw)
+	hashTxs(block.Transactions())
+	return block, nil
+}
+
+// hashTxs computes every transaction's txid and wtxid, which btcutil.Tx
+// caches, spread over the cores. Every later step needs them, and with
+// them computed the block's steps only read it, so they may run at the
+// same time (see Service.prepareSteps).
+func hashTxs(txs []*btcutil.Tx) {
+	hash := func(tx *btcutil.Tx) {
+		tx.HasWitness()
+		tx.Hash()
+		tx.WitnessHash()
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(txs)/128+1)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(txs); k += workers {
+				hash(txs[k])
+			}
+		}()
+	}
+	for k := 0; k < len(txs); k += workers {
+		hash(txs[k])
+	}
+	wg.Wait()
 }
 
 // checkContextual runs the block checks that need the block's height and
@@ -109,15 +140,24 @@ func resolveInputs(txs []*btcutil.Tx) ([][]inputRef, []wire.OutPoint, int, error
 		out      *wire.TxOut
 		coinbase bool
 	}
-	local := make(map[wire.OutPoint]created)
-	spent := make(map[wire.OutPoint]struct{})
+	nIn, nOut := 0, 0
+	for i, tx := range txs {
+		if i > 0 {
+			nIn += len(tx.MsgTx().TxIn)
+		}
+		nOut += len(tx.MsgTx().TxOut)
+	}
+	// Sized up front: growing maps this big costs more than filling them.
+	local := make(map[wire.OutPoint]created, nOut)
+	spent := make(map[wire.OutPoint]struct{}, nIn)
 	refs := make([][]inputRef, len(txs))
-	var external []wire.OutPoint
+	all := make([]inputRef, nIn)
+	external := make([]wire.OutPoint, 0, nIn)
 	inputs := 0
 	for i, tx := range txs {
 		msg := tx.MsgTx()
 		if i > 0 {
-			refs[i] = make([]inputRef, len(msg.TxIn))
+			refs[i], all = all[:len(msg.TxIn):len(msg.TxIn)], all[len(msg.TxIn):]
 			for j, in := range msg.TxIn {
 				op := in.PreviousOutPoint
 				if _, dup := spent[op]; dup {

@@ -11,21 +11,20 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 	"golang.org/x/sync/errgroup"
 
-	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
-	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
 
 	"github.com/btcmesh/btcmesh/internal/blockchanges"
 	"github.com/btcmesh/btcmesh/internal/coin"
 	"github.com/btcmesh/btcmesh/internal/packed"
 	"github.com/btcmesh/btcmesh/internal/rules"
+	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
 
 // utxoAt is one spent (or BIP30-checked) output as the view answers it.
 type utxoAt struct {
 	found    bool
-	out      *commonv1.TxOut
+	out      wire.TxOut
 	height   int32
 	coinbase bool
 }
@@ -76,8 +75,7 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	for i, op := range all {
 		if ov != nil {
 			if oc, ok := ov.created[op]; ok {
-				utxos[i] = utxoAt{found: true, out: &commonv1.TxOut{Value: oc.out.Value, PkScript: oc.out.PkScript},
-					height: oc.height, coinbase: oc.coinbase}
+				utxos[i] = utxoAt{found: true, out: *oc.out, height: oc.height, coinbase: oc.coinbase}
 				continue
 			}
 			if _, ok := ov.spent[op]; ok {
@@ -115,61 +113,37 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	parentMTP := mtp[max(h-1, 0)]
 	tr.mark("mtp")
 
-	// One MODE_FULL job per non-coinbase transaction.
+	// Every input's spent output, in one backing array per kind: what the
+	// checks of the non-coinbase transactions need besides the block.
 	var fees, sigops int64
 	if len(txs) > 1 {
-		raw := c.raw
-		locs, err := block.TxLoc()
-		if err != nil {
-			return fmt.Errorf("connect %s: locate transactions: %w", hash, err)
-		}
-		jobs := make([]*txvalidatorv1.TxJob, 0, len(txs)-1)
+		pv := make([][]txcheck.Prevout, len(txs))
+		all := make([]txcheck.Prevout, 0, len(external)+len(refs))
 		for i := 1; i < len(txs); i++ {
-			prevouts := make([]*txvalidatorv1.Prevout, len(refs[i]))
-			for j, ref := range refs[i] {
+			start := len(all)
+			for _, ref := range refs[i] {
 				if ref.local {
-					prevouts[j] = &txvalidatorv1.Prevout{
-						Output:         &commonv1.TxOut{Value: ref.out.Value, PkScript: ref.out.PkScript},
-						Height:         h,
-						Coinbase:       ref.coinbase,
-						MedianTimePast: parentMTP,
-					}
+					all = append(all, txcheck.Prevout{Output: ref.out, Height: h, Coinbase: ref.coinbase, MedianTimePast: parentMTP})
 					continue
 				}
-				u := utxos[ref.ext]
-				prevouts[j] = &txvalidatorv1.Prevout{
-					Output:         u.out,
-					Height:         u.height,
-					Coinbase:       u.coinbase,
-					MedianTimePast: mtp[max(u.height-1, 0)],
-				}
+				u := &utxos[ref.ext]
+				all = append(all, txcheck.Prevout{Output: &u.out, Height: u.height, Coinbase: u.coinbase,
+					MedianTimePast: mtp[max(u.height-1, 0)]})
 			}
-			loc := locs[i]
-			jobs = append(jobs, &txvalidatorv1.TxJob{Tx: raw[loc.TxStart : loc.TxStart+loc.TxLen], Prevouts: prevouts})
+			pv[i] = all[start:len(all):len(all)]
 		}
-		vresp, err := s.validateTxs(ctx, txs, &txvalidatorv1.ValidateRequest{
-			Jobs: jobs,
-			Context: &txvalidatorv1.ChainContext{
-				Height:         h,
-				MedianTimePast: parentMTP,
-				BlockTime:      block.MsgBlock().Header.Timestamp.Unix(),
-			},
-			Mode: txvalidatorv1.Mode_MODE_FULL,
-		})
+		cc := txcheck.Context{Height: h, MedianTimePast: parentMTP, BlockTime: block.MsgBlock().Header.Timestamp.Unix()}
+		outcomes, err := s.validateTxs(ctx, c, pv, cc)
 		if err != nil {
 			return fmt.Errorf("validate scripts of %s: %w", hash, err)
 		}
-		for k, r := range vresp.GetResults() {
-			tx := txs[k+1]
-			if !r.GetValid() {
-				rule := r.GetRejection().GetRule()
-				if rule == "" {
-					rule = string(rules.ScriptFailed)
-				}
-				return rules.New(rules.Kind(rule), "transaction %s: %s", tx.Hash(), r.GetRejection().GetDetail())
+		for k, o := range outcomes {
+			if o.err != nil {
+				kind, detail := txcheck.Rejection(o.err)
+				return rules.New(kind, "transaction %s: %s", txs[k+1].Hash(), detail)
 			}
-			fees += r.GetFee()
-			sigops += r.GetSigopCost()
+			fees += o.fee
+			sigops += o.sigops
 		}
 	}
 	tr.mark("txs")
@@ -270,7 +244,7 @@ func (s *Service) lookupUtxos(ctx context.Context, hash chainhash.Hash, all []wi
 				if err != nil {
 					return fmt.Errorf("utxostore.GetUtxos answer for %s: %w", all[i], err)
 				}
-				utxos[i] = utxoAt{found: true, out: &commonv1.TxOut{Value: c.Amount, PkScript: c.Script},
+				utxos[i] = utxoAt{found: true, out: wire.TxOut{Value: c.Amount, PkScript: c.Script},
 					height: c.Height, coinbase: c.Coinbase}
 			}
 			if len(rest) != 0 {

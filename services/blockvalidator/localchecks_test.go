@@ -6,11 +6,9 @@ import (
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 
-	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
-	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
-
 	"github.com/btcmesh/btcmesh/internal/rules"
 	"github.com/btcmesh/btcmesh/internal/runner"
+	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
 
 // TestLocalChecks runs the in-process non-script checks (used when every
@@ -20,11 +18,11 @@ import (
 func TestLocalChecks(t *testing.T) {
 	s := &Service{deps: runner.Deps{Network: regtest(t)}}
 	prev := wire.OutPoint{Hash: [32]byte{7}, Index: 1}
-	prevout := func(value int64, height int32, coinbase bool) *txvalidatorv1.Prevout {
-		return &txvalidatorv1.Prevout{Output: &commonv1.TxOut{Value: value, PkScript: []byte{0x51}},
+	prevout := func(value int64, height int32, coinbase bool) *txcheck.Prevout {
+		return &txcheck.Prevout{Output: &wire.TxOut{Value: value, PkScript: []byte{0x51}},
 			Height: height, Coinbase: coinbase, MedianTimePast: 1_600_000_000}
 	}
-	cc := &txvalidatorv1.ChainContext{Height: 500, MedianTimePast: 1_700_000_000, BlockTime: 1_700_000_100}
+	cc := txcheck.Context{Height: 500, MedianTimePast: 1_700_000_000, BlockTime: 1_700_000_100}
 
 	good := spendTx(prev, 9_000)
 	nonFinal := spendTx(prev, 9_000)
@@ -35,7 +33,7 @@ func TestLocalChecks(t *testing.T) {
 	cases := []struct {
 		name    string
 		tx      *wire.MsgTx
-		prevout *txvalidatorv1.Prevout
+		prevout *txcheck.Prevout
 		rule    rules.Kind // "" = valid
 		fee     int64
 	}{
@@ -46,28 +44,27 @@ func TestLocalChecks(t *testing.T) {
 		{"relative lock", relLock, prevout(10_000, 480, false), rules.NonBIP68Final, 0},
 		{"prevout count", good, nil, rules.MissingInputs, 0},
 	}
-	var txs []*btcutil.Tx
-	req := &txvalidatorv1.ValidateRequest{Context: cc, Mode: txvalidatorv1.Mode_MODE_FULL}
-	txs = append(txs, btcutil.NewTx(coinbaseTx(t, 500, 50e8)))
+	txs := []*btcutil.Tx{btcutil.NewTx(coinbaseTx(t, 500, 50e8))}
+	pv := [][]txcheck.Prevout{nil}
 	for _, c := range cases {
 		txs = append(txs, btcutil.NewTx(c.tx))
-		var pv []*txvalidatorv1.Prevout
+		var p []txcheck.Prevout
 		if c.prevout != nil {
-			pv = []*txvalidatorv1.Prevout{c.prevout}
+			p = []txcheck.Prevout{*c.prevout}
 		}
-		req.Jobs = append(req.Jobs, &txvalidatorv1.TxJob{Prevouts: pv, SkipScripts: true})
+		pv = append(pv, p)
 	}
-	resp := s.localChecks(txs, req)
+	out := s.localChecks(txs, pv, cc)
 	for i, c := range cases {
-		r := resp.GetResults()[i]
+		o := out[i]
 		if c.rule == "" {
-			if !r.GetValid() || r.GetFee() != c.fee || r.GetSigopCost() != 0 || r.GetWeight() == 0 {
-				t.Errorf("%s: %+v, want valid with fee %d and sigop cost 0", c.name, r, c.fee)
+			if o.err != nil || o.fee != c.fee || o.sigops != 0 {
+				t.Errorf("%s: %+v, want valid with fee %d and sigop cost 0", c.name, o, c.fee)
 			}
 			continue
 		}
-		if r.GetValid() || r.GetRejection().GetRule() != string(c.rule) {
-			t.Errorf("%s: %+v, want rule %s", c.name, r, c.rule)
+		if kind, _ := txcheck.Rejection(o.err); kind != c.rule {
+			t.Errorf("%s: %+v, want rule %s", c.name, o, c.rule)
 		}
 	}
 }

@@ -21,13 +21,16 @@ import (
 // errors; an error means the block could not be decoded
 // (rules.InvalidArgument) or a dependency failed.
 func (s *Service) submit(ctx context.Context, raw []byte, stored bool) (*blockvalidatorv1.SubmitBlockResponse, error) {
+	tr := s.newTrace()
 	block, err := decodeBlock(raw)
 	if err != nil {
 		return nil, rules.InvalidArgument("block decode failed: %v", err)
 	}
+	tr.mark("decode")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp, indexed, err := s.process(ctx, block, raw, stored)
+	tr.mark("wait")
+	resp, indexed, err := s.process(ctx, block, raw, stored, tr)
 	if err != nil {
 		return nil, err
 	}
@@ -65,11 +68,10 @@ func asRuleError(err error) *rules.RuleError {
 // process runs one block through every step; the caller holds s.mu.
 // indexed reports whether the block's header is now in the index (so
 // orphans waiting for it can be processed). stored says the block store
-// already holds raw.
-func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte, stored bool) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
+// already holds raw. tr times the steps.
+func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte, stored bool, tr *trace) (*blockvalidatorv1.SubmitBlockResponse, bool, error) {
 	defer s.dropSpecs()
 	hash := *block.Hash()
-	tr := s.newTrace()
 	resp, indexed, pending, err := s.prepare(ctx, block, raw, stored, false, nil, tr)
 	if err != nil || !pending {
 		return resp, indexed, err
@@ -102,11 +104,12 @@ func (s *Service) process(ctx context.Context, block *btcutil.Block, raw []byte,
 // prepare started.
 func (s *Service) prepare(ctx context.Context, block *btcutil.Block, raw []byte, stored, sane bool, b *batchState, tr *trace) (resp *blockvalidatorv1.SubmitBlockResponse, indexed, pending bool, err error) {
 	resp, indexed, err = s.prepareSteps(ctx, block, raw, stored, sane, b, tr)
+	if err == nil && resp == nil {
+		return &blockvalidatorv1.SubmitBlockResponse{Hash: block.Hash()[:]}, true, true, nil
+	}
+	s.dropSpec(*block.Hash()) // the block goes no further
 	if err != nil {
 		return nil, false, false, err
-	}
-	if resp == nil {
-		return &blockvalidatorv1.SubmitBlockResponse{Hash: block.Hash()[:]}, true, true, nil
 	}
 	return resp, indexed, false, nil
 }
@@ -138,6 +141,15 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	if s.orphans.has(hash) {
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ORPHAN
 		return resp, false, nil
+	}
+
+	// A block that extends the active tip and whose transactions the
+	// mempool validated is validated against the UTXO set from here on,
+	// while the steps below run (see startSpec); its verdict counts only
+	// if they all pass, and prepare cancels it otherwise. Its proof of
+	// work is checked first, and nothing it asks for runs scripts.
+	if tip, tipHeight := s.tip(); tip == block.MsgBlock().Header.PrevBlock && s.mempoolValidated(block, tipHeight+1) {
+		s.startSpec(ctx, loadedCand(hash, tipHeight+1, block, raw), tip, nil, nil)
 	}
 
 	// 2. Context-free sanity. A failure here does not mark the header
@@ -199,10 +211,11 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 
 	tr.mark("header")
 	// When the block extends the active tip, validate it against the
-	// UTXO set now, while the contextual checks run, it is stored and the
-	// connect plan is asked for (the plan will most likely connect it). A
-	// failure below cancels it (process drops every speculation).
-	if tip, _ := s.tip(); tip == block.MsgBlock().Header.PrevBlock {
+	// UTXO set now (unless it started above), while the contextual checks
+	// run, it is stored and the connect plan is asked for (the plan will
+	// most likely connect it). A failure below cancels it.
+	tip, _ := s.tip()
+	if _, started := s.specs[hash]; !started && tip == block.MsgBlock().Header.PrevBlock {
 		c := loadedCand(hash, height, block, raw)
 		s.startSpec(ctx, c, tip, nil, map[int32]int64{height - 1: parent.GetMedianTimePast()})
 	}
@@ -233,6 +246,23 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 
 	tr.mark("store")
 	return nil, true, nil
+}
+
+// mempoolValidated reports whether block, at height, may be speculated
+// on before its header and sanity are checked: its proof of work holds
+// and the script cache covers every transaction but the coinbase (so the
+// speculation runs no script).
+func (s *Service) mempoolValidated(block *btcutil.Block, height int32) bool {
+	if blockchain.CheckProofOfWork(block, s.deps.Network.Params.PowLimit) != nil {
+		return false
+	}
+	txs := block.Transactions()
+	for _, tx := range txs[min(1, len(txs)):] {
+		if !s.scripts.covers(*tx.WitnessHash(), height) {
+			return false
+		}
+	}
+	return len(txs) > 1
 }
 
 // checkSanity runs the context-free block checks (btcd's CheckBlockSanity:
@@ -300,7 +330,7 @@ func (s *Service) processOrphans(ctx context.Context, parent chainhash.Hash, bat
 					batch.cache[o.hash] = o.block
 				}
 			} else {
-				resp, indexed, err = s.process(ctx, o.block, o.raw, o.stored)
+				resp, indexed, err = s.process(ctx, o.block, o.raw, o.stored, s.newTrace())
 			}
 			if err != nil {
 				s.log.Error("orphan processing failed", "hash", o.hash.String(), "err", err)

@@ -13,10 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	eventsv1 "github.com/btcmesh/btcmesh/proto/btcmesh/events/v1"
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
 	"github.com/btcmesh/btcmesh/internal/chain"
+	"github.com/btcmesh/btcmesh/internal/rules"
+	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
 
 const (
@@ -156,38 +159,95 @@ func (s *Service) subscribeAccepted(nc *nats.Conn) (func(), error) {
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// validateTxs sends a block's transaction jobs (one per non-coinbase
-// transaction of txs, in order) to the txvalidator pool, asking only for
-// the non-script checks of transactions the script cache covers.
-func (s *Service) validateTxs(ctx context.Context, txs []*btcutil.Tx, req *txvalidatorv1.ValidateRequest) (*txvalidatorv1.ValidateResponse, error) {
+// txOutcome is what checking one transaction of a block found: its fee
+// and sigop cost, or the rule it broke (a *rules.RuleError).
+type txOutcome struct {
+	fee, sigops int64
+	err         error
+}
+
+// validateTxs checks every non-coinbase transaction of c's block, whose
+// inputs spend pv[i] (pv[0], the coinbase's, is unused), in the block
+// context cc. When the script cache covers every transaction only the
+// non-script checks remain, and they run here (see localChecks);
+// otherwise the batch goes to the txvalidator pool, which skips the
+// scripts of the transactions the cache covers.
+func (s *Service) validateTxs(ctx context.Context, c *cand, pv [][]txcheck.Prevout, cc txcheck.Context) ([]txOutcome, error) {
 	start := time.Now()
-	height := req.GetContext().GetHeight()
+	txs := c.block.Transactions()
+	covered := make([]bool, len(txs))
 	hits := 0
-	for k, job := range req.GetJobs() {
-		if s.scripts.covers(*txs[k+1].WitnessHash(), height) {
-			job.SkipScripts = true
+	for k := 1; k < len(txs); k++ {
+		if s.scripts.covers(*txs[k].WitnessHash(), cc.Height) {
+			covered[k] = true
 			hits++
 		}
 	}
 	s.scripts.hits.Add(float64(hits))
-	s.scripts.misses.Add(float64(len(req.GetJobs()) - hits))
-	var resp *txvalidatorv1.ValidateResponse
-	if hits == len(req.GetJobs()) && req.GetMode() == txvalidatorv1.Mode_MODE_FULL && len(req.GetFlags()) == 0 && !req.GetPolicy() {
-		// No script to run: the remaining checks are cheaper here than a
-		// round trip to the pool (see localChecks).
-		resp = s.localChecks(txs, req)
+	s.scripts.misses.Add(float64(len(txs) - 1 - hits))
+	var out []txOutcome
+	if hits == len(txs)-1 {
+		out = s.localChecks(txs, pv, cc)
 	} else {
 		var err error
-		if resp, err = s.pool.Validate(ctx, req); err != nil {
+		if out, err = s.poolChecks(ctx, c, pv, cc, covered); err != nil {
 			return nil, err
 		}
 	}
 	s.scripts.validateSec.Observe(time.Since(start).Seconds())
-	for _, r := range resp.GetResults() {
-		if !r.GetValid() {
-			return resp, nil
+	for _, o := range out {
+		if o.err != nil {
+			return out, nil
 		}
 	}
 	s.scripts.forget(txs[1:])
-	return resp, nil
+	return out, nil
+}
+
+// poolChecks sends one MODE_FULL job per non-coinbase transaction of c's
+// block to the txvalidator pool, asking only for the non-script checks of
+// the covered ones.
+func (s *Service) poolChecks(ctx context.Context, c *cand, pv [][]txcheck.Prevout, cc txcheck.Context, covered []bool) ([]txOutcome, error) {
+	locs, err := c.block.TxLoc()
+	if err != nil {
+		return nil, fmt.Errorf("locate transactions: %w", err)
+	}
+	jobs := make([]*txvalidatorv1.TxJob, 0, len(locs)-1)
+	for i := 1; i < len(locs); i++ {
+		prevouts := make([]*txvalidatorv1.Prevout, len(pv[i]))
+		for j, p := range pv[i] {
+			prevouts[j] = &txvalidatorv1.Prevout{
+				Output:         &commonv1.TxOut{Value: p.Output.Value, PkScript: p.Output.PkScript},
+				Height:         p.Height,
+				Coinbase:       p.Coinbase,
+				MedianTimePast: p.MedianTimePast,
+			}
+		}
+		loc := locs[i]
+		jobs = append(jobs, &txvalidatorv1.TxJob{Tx: c.raw[loc.TxStart : loc.TxStart+loc.TxLen], Prevouts: prevouts,
+			SkipScripts: covered[i]})
+	}
+	resp, err := s.pool.Validate(ctx, &txvalidatorv1.ValidateRequest{
+		Jobs:    jobs,
+		Context: &txvalidatorv1.ChainContext{Height: cc.Height, MedianTimePast: cc.MedianTimePast, BlockTime: cc.BlockTime},
+		Mode:    txvalidatorv1.Mode_MODE_FULL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.GetResults()) != len(jobs) {
+		return nil, fmt.Errorf("txvalidator answered %d results for %d jobs", len(resp.GetResults()), len(jobs))
+	}
+	out := make([]txOutcome, len(jobs))
+	for k, r := range resp.GetResults() {
+		out[k] = txOutcome{fee: r.GetFee(), sigops: r.GetSigopCost()}
+		if !r.GetValid() {
+			rule := r.GetRejection().GetRule()
+			if rule == "" {
+				rule = string(rules.ScriptFailed)
+			}
+			out[k].err = &rules.RuleError{Kind: rules.Kind(rule), Detail: r.GetRejection().GetDetail()}
+		}
+	}
+	return out, nil
 }
