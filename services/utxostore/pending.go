@@ -43,12 +43,9 @@ type pending struct {
 	base *pending
 }
 
-// newPending returns an empty layer with room for about coins outpoints:
-// a layer grows to about the size of the one before it, and a map that
-// big costs more to grow than to allocate.
-func newPending(coins int) *pending {
+func newPending() *pending {
 	return &pending{
-		coins:    make(map[wire.OutPoint]pendingCoin, coins),
+		coins:    make(map[wire.OutPoint]pendingCoin),
 		undo:     make(map[chainhash.Hash][]byte),
 		undoGone: make(map[chainhash.Hash]struct{}),
 	}

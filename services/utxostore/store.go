@@ -137,7 +137,7 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	// bytes and in skiplist nodes. One block may use all of it; pending
 	// changes are flushed before they pass half.
 	batch := (o.memTableMB << 20) * 15 / 100
-	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(0),
+	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(),
 		flushEvery: o.flushEvery, lastFlush: time.Now(),
 		txnEntries: batch / skl.MaxNodeSize, txnBytes: batch}
 	if err := s.init(&o.genesis); err != nil {
@@ -266,7 +266,7 @@ func (s *store) startFlush() {
 	s.lastFlush = time.Now()
 	s.cacheMu.Lock()
 	frozen := s.pend
-	s.pend = newPending(min(len(frozen.coins), s.txnEntries/2))
+	s.pend = newPending()
 	s.pend.base = frozen
 	job := &flushJob{layer: frozen, tip: s.cur, done: make(chan struct{})}
 	s.cacheMu.Unlock()
@@ -329,7 +329,7 @@ func (s *store) flushLocked() error {
 		return err
 	}
 	s.cacheMu.Lock()
-	s.pend, s.flushed = newPending(min(len(s.pend.coins), s.txnEntries/2)), s.cur
+	s.pend, s.flushed = newPending(), s.cur
 	s.cacheMu.Unlock()
 	return nil
 }
