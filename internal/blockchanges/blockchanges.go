@@ -7,6 +7,8 @@
 package blockchanges
 
 import (
+	"encoding/binary"
+
 	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -58,40 +60,36 @@ func Of(blk *wire.MsgBlock) *Changes {
 	return ch
 }
 
-// Proto encodes blk's changes for ConnectBlockRequest.changes, with the
-// hashes blk has cached (or computes once).
+// Proto encodes blk's changes for ConnectBlockRequest.changes, in the
+// packed form (packed_txs), with the hashes blk has cached (or computes
+// once).
 func Proto(blk *btcutil.Block) *utxostorev1.BlockChanges {
 	msg := blk.MsgBlock()
-	pb := &utxostorev1.BlockChanges{Hash: blk.Hash()[:], PrevHash: msg.Header.PrevBlock[:],
-		Txs: make([]*utxostorev1.TxChanges, len(msg.Transactions))}
-	nIn, nOut := 0, 0
+	size := binary.MaxVarintLen64
 	for _, tx := range msg.Transactions {
-		nIn += len(tx.TxIn)
-		nOut += len(tx.TxOut)
+		size += chainhash.HashSize + 2*binary.MaxVarintLen64 + len(tx.TxIn)*packed.OutPointLen
+		for _, o := range tx.TxOut {
+			size += 8 + binary.MaxVarintLen64 + len(o.PkScript)
+		}
 	}
-	// One backing array each for every transaction's spends and outputs.
-	spends := make([]byte, 0, nIn*packed.OutPointLen)
-	outs := make([]byte, 0, nOut*(8+1+34))
-	txs := make([]utxostorev1.TxChanges, len(msg.Transactions))
+	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(msg.Transactions)))
 	for i, tx := range blk.Transactions() {
 		mtx := tx.MsgTx()
-		t := &txs[i]
-		t.Txid = tx.Hash()[:]
-		if !(i == 0 && blockchain.IsCoinBaseTx(mtx)) {
-			start := len(spends)
+		b = append(b, tx.Hash()[:]...)
+		if i == 0 && blockchain.IsCoinBaseTx(mtx) {
+			b = binary.AppendUvarint(b, 0)
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(mtx.TxIn)))
 			for _, in := range mtx.TxIn {
-				spends = packed.AppendOutPoint(spends, in.PreviousOutPoint)
+				b = packed.AppendOutPoint(b, in.PreviousOutPoint)
 			}
-			t.Spends = spends[start:len(spends):len(spends)]
 		}
-		start := len(outs)
+		b = binary.AppendUvarint(b, uint64(len(mtx.TxOut)))
 		for _, o := range mtx.TxOut {
-			outs = packed.AppendOutput(outs, o)
+			b = packed.AppendOutput(b, o)
 		}
-		t.Outputs = outs[start:len(outs):len(outs)]
-		pb.Txs[i] = t
 	}
-	return pb
+	return &utxostorev1.BlockChanges{Hash: blk.Hash()[:], PrevHash: msg.Header.PrevBlock[:], PackedTxs: b}
 }
 
 // FromProto checks and reads a ConnectBlockRequest's changes; every
@@ -104,6 +102,12 @@ func FromProto(pb *utxostorev1.BlockChanges) (*Changes, error) {
 	}
 	if err := hashArg(&ch.Parent, pb.GetPrevHash(), "changes.prev_hash"); err != nil {
 		return nil, err
+	}
+	if len(pb.GetPackedTxs()) > 0 {
+		if len(ch.Txs) > 0 {
+			return nil, rules.InvalidArgument("changes sets both txs and packed_txs")
+		}
+		return ch, readPacked(ch, pb.GetPackedTxs())
 	}
 	if len(ch.Txs) == 0 {
 		return nil, rules.InvalidArgument("changes.txs is empty: a block has at least its coinbase")
@@ -154,6 +158,88 @@ func FromProto(pb *utxostorev1.BlockChanges) (*Changes, error) {
 		start = ends[i]
 	}
 	return ch, nil
+}
+
+// readPacked reads packed_txs into ch (see the field's documentation). A
+// first pass checks the whole form and counts what it holds, so that the
+// second fills one backing array each for the spends and the outputs.
+func readPacked(ch *Changes, b []byte) error {
+	n, nSpends, nOuts, err := scanPacked(b)
+	if err != nil {
+		return err
+	}
+	ch.Txs = make([]Tx, n)
+	spends := make([]wire.OutPoint, nSpends)
+	outs := make([]wire.TxOut, nOuts)
+	outPtrs := make([]*wire.TxOut, nOuts)
+	_, k := binary.Uvarint(b)
+	b = b[k:]
+	for i := range ch.Txs {
+		t := &ch.Txs[i]
+		copy(t.Txid[:], b)
+		b = b[chainhash.HashSize:]
+		m, k := binary.Uvarint(b)
+		b = b[k:]
+		if m > 0 {
+			t.Spends, spends = spends[:m:m], spends[m:]
+			_ = packed.ReadOutPoints(t.Spends, b[:m*packed.OutPointLen]) // checked by scanPacked
+			b = b[m*packed.OutPointLen:]
+		}
+		m, k = binary.Uvarint(b)
+		b = b[k:]
+		t.Outs, outPtrs = outPtrs[:m:m], outPtrs[m:]
+		for o := range t.Outs {
+			b, _ = packed.NextOutput(b, &outs[0]) // checked by scanPacked
+			t.Outs[o], outs = &outs[0], outs[1:]
+		}
+	}
+	return nil
+}
+
+// scanPacked checks packed_txs and returns how many transactions, spends
+// and outputs it holds; a malformed form is an InvalidArgument naming
+// the transaction.
+func scanPacked(b []byte) (txs, spends, outs int, err error) {
+	bad := func(f string, a ...any) (int, int, int, error) {
+		return 0, 0, 0, rules.InvalidArgument("changes.packed_txs: "+f, a...)
+	}
+	n, k := binary.Uvarint(b)
+	// Every transaction takes at least its txid and two counts.
+	if k <= 0 || n == 0 || n > uint64(len(b)-k)/(chainhash.HashSize+2) {
+		return bad("bad transaction count")
+	}
+	b = b[k:]
+	for i := range int(n) {
+		if len(b) < chainhash.HashSize {
+			return bad("transaction %d: truncated txid", i)
+		}
+		b = b[chainhash.HashSize:]
+		m, k := binary.Uvarint(b)
+		if k <= 0 || m > uint64(len(b)-k)/packed.OutPointLen {
+			return bad("transaction %d: bad spend count", i)
+		}
+		if m == 0 && i > 0 {
+			return bad("transaction %d spends nothing: only the first transaction (the coinbase) may", i)
+		}
+		spends += int(m)
+		b = b[k+int(m)*packed.OutPointLen:]
+		m, k = binary.Uvarint(b)
+		if k <= 0 || m > uint64(len(b)-k)/9 {
+			return bad("transaction %d: bad output count", i)
+		}
+		b = b[k:]
+		for o := range int(m) {
+			var out wire.TxOut
+			if b, err = packed.NextOutput(b, &out); err != nil {
+				return bad("transaction %d, output %d: %v", i, o, err)
+			}
+		}
+		outs += int(m)
+	}
+	if len(b) != 0 {
+		return bad("%d bytes after the last transaction", len(b))
+	}
+	return int(n), spends, outs, nil
 }
 
 // hashArg copies a 32-byte hash argument, or names the field that is not

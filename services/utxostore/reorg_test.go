@@ -227,9 +227,9 @@ func TestConnectChangesMatchesBlock(t *testing.T) {
 		t.Fatalf("block and changes: want InvalidArgument, got %v", err)
 	}
 	torn := blockchanges.Proto(btcutil.NewBlock(blocks[3]))
-	torn.Txs[1].Spends = torn.Txs[1].Spends[:35]
+	torn.PackedTxs = torn.PackedTxs[:len(torn.PackedTxs)-1]
 	if _, err := byChanges.c.ConnectBlock(ctx(t), &utxostorev1.ConnectBlockRequest{Changes: torn, Height: 4}); status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("torn spends: want InvalidArgument, got %v", err)
+		t.Fatalf("torn changes: want InvalidArgument, got %v", err)
 	}
 	if _, err := byChanges.c.ConnectBlock(ctx(t), &utxostorev1.ConnectBlockRequest{Height: 4}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("neither block nor changes: want InvalidArgument, got %v", err)

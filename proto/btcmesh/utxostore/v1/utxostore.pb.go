@@ -318,8 +318,15 @@ type BlockChanges struct {
 	// prev_hash is its parent's hash.
 	PrevHash []byte `protobuf:"bytes,2,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	// txs are the block's transactions in block order; the first is the
-	// coinbase.
-	Txs           []*TxChanges `protobuf:"bytes,3,rep,name=txs,proto3" json:"txs,omitempty"`
+	// coinbase. Set txs or packed_txs, not both.
+	Txs []*TxChanges `protobuf:"bytes,3,rep,name=txs,proto3" json:"txs,omitempty"`
+	// packed_txs is txs in one field (the blockvalidator sends this form:
+	// a thousand small messages cost more to build, encode and decode than
+	// the changes themselves): uvarint(number of transactions), then per
+	// transaction its txid (32 bytes), uvarint(number of spends), the
+	// spends as in TxChanges.spends, uvarint(number of outputs), the
+	// outputs as in TxChanges.outputs.
+	PackedTxs     []byte `protobuf:"bytes,4,opt,name=packed_txs,json=packedTxs,proto3" json:"packed_txs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -371,6 +378,13 @@ func (x *BlockChanges) GetPrevHash() []byte {
 func (x *BlockChanges) GetTxs() []*TxChanges {
 	if x != nil {
 		return x.Txs
+	}
+	return nil
+}
+
+func (x *BlockChanges) GetPackedTxs() []byte {
+	if x != nil {
+		return x.PackedTxs
 	}
 	return nil
 }
@@ -861,11 +875,13 @@ const file_btcmesh_utxostore_v1_utxostore_proto_rawDesc = "" +
 	"\x13ConnectBlockRequest\x12\x14\n" +
 	"\x05block\x18\x01 \x01(\fR\x05block\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12<\n" +
-	"\achanges\x18\x03 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\"r\n" +
+	"\achanges\x18\x03 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\"\x91\x01\n" +
 	"\fBlockChanges\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x121\n" +
-	"\x03txs\x18\x03 \x03(\v2\x1f.btcmesh.utxostore.v1.TxChangesR\x03txs\"Q\n" +
+	"\x03txs\x18\x03 \x03(\v2\x1f.btcmesh.utxostore.v1.TxChangesR\x03txs\x12\x1d\n" +
+	"\n" +
+	"packed_txs\x18\x04 \x01(\fR\tpackedTxs\"Q\n" +
 	"\tTxChanges\x12\x12\n" +
 	"\x04txid\x18\x01 \x01(\fR\x04txid\x12\x16\n" +
 	"\x06spends\x18\x02 \x01(\fR\x06spends\x12\x18\n" +
