@@ -473,7 +473,12 @@ type newCoin struct {
 // recorded at all.
 func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	handedOff := false // pass 2 unlocks mu
+	defer func() {
+		if !handedOff {
+			s.mu.Unlock()
+		}
+	}()
 	hash := blk.Hash
 	tip := s.cur
 	if blk.Parent != tip.hash || height != tip.height+1 {
@@ -616,8 +621,38 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		return connectResult{}, err
 	}
 
-	// Pass 2: record the changes.
+	// Pass 2 records the changes, and nothing in it can fail: the block is
+	// connected from here on. When blocks stay in memory until a later
+	// flush, it runs after connect returns, holding mu and cacheMu, taken
+	// here: every reader of the set takes cacheMu and every writer mu, so
+	// no one sees the set before pass 2 is done, and the caller has its
+	// answer a pass earlier. When every block is flushed as it connects
+	// (flushEvery 0), connect returns once the block is written.
+	tip.hash, tip.height = hash, height
+	res.tip, res.spent, res.created = tip, len(spentVals), len(sc.created)
 	s.cacheMu.Lock()
+	finish := func() {
+		s.record(hash, undo, tip)
+		s.cacheMu.Unlock()
+		s.afterChange()
+	}
+	if s.flushEvery == 0 {
+		finish()
+		return res, nil
+	}
+	handedOff = true
+	go func() {
+		defer s.mu.Unlock()
+		finish()
+	}()
+	return res, nil
+}
+
+// record is connect's pass 2: it applies the block resolved in s.scratch
+// (undo is its undo record, tip the tip it makes) to the pending changes,
+// the coin cache and the key filters. The caller holds mu and cacheMu.
+func (s *store) record(hash chainhash.Hash, undo []byte, tip tipState) {
+	sc := &s.scratch
 	for _, op := range sc.spentExt {
 		s.pend.spend(op)
 		s.cache.del(op)
@@ -634,12 +669,7 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		}
 	}
 	s.pend.addUndo(hash, undo)
-	tip.hash, tip.height = hash, height
 	s.cur = tip
-	s.cacheMu.Unlock()
-	s.afterChange()
-	res.tip, res.spent, res.created = tip, len(spentVals), len(sc.created)
-	return res, nil
 }
 
 // atTip answers op from memory when it can: known is false when only
