@@ -55,6 +55,12 @@
 // overwrite a coin). GetUtxos answers from the cache too, when the badger
 // snapshot it reads the rest from is at the cache's tip.
 //
+// ConnectBlock answers as soon as every spend is resolved (the block can
+// no longer fail); recording the block in the pending changes, the cache
+// and the filter finishes after the answer, under the locks that every
+// reader and writer of the set takes, so no one sees the set without it.
+// With --utxostore-flush-every 0 the answer waits for the block's write.
+//
 // A Bloom filter of the outpoints badger may hold (filter.go,
 // --utxostore-filter-mb) answers lookups of outpoints that never held a
 // coin, such as every BIP30 check, without a badger read. It is built in
