@@ -59,7 +59,7 @@
 // no longer fail); recording the block in the pending changes, the cache
 // and the filter finishes after the answer, under the locks that every
 // reader and writer of the set takes, so no one sees the set without it.
-// With --utxostore-flush-every 0 the answer waits for the block's write.
+// With --utxostore-flush-interval 0 the answer waits for the block's write.
 //
 // A Bloom filter of the outpoints badger may hold (filter.go,
 // --utxostore-filter-mb) answers lookups of outpoints that never held a
