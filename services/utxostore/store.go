@@ -447,6 +447,7 @@ type connectResult struct {
 type newCoin struct {
 	op        wire.OutPoint
 	val       []byte // encoded coin
+	amount    int64  // its amount, for the tip's counters
 	overwrote bool   // an unspent coin with the same outpoint existed
 	spent     bool   // spent later in the same block: never written
 }
@@ -548,7 +549,7 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 				coin.Coin{Height: height, Coinbase: cb, Amount: out.Value, Script: out.PkScript})
 			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
 			sc.local[op] = len(sc.created)
-			sc.created = append(sc.created, newCoin{op: op, val: val})
+			sc.created = append(sc.created, newCoin{op: op, val: val, amount: out.Value})
 		}
 	}
 	s.cacheMu.RUnlock()
@@ -605,9 +606,8 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 		undo = append(undo, v...)
 	}
 	for _, nc := range sc.created {
-		c, _, _ := coin.Decode(nc.val)
 		tip.txouts++
-		tip.amount += c.Amount
+		tip.amount += nc.amount
 	}
 
 	// The block's changes must fit one flush; make room first when they
