@@ -128,6 +128,18 @@ func (m *mesh) store(t testing.TB, raw []byte) {
 	}
 }
 
+// submitResp sends a serialized block and returns the answer.
+func (m *mesh) submitResp(t testing.TB, raw []byte) *blockvalidatorv1.SubmitBlockResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := m.bv.SubmitBlock(ctx, &blockvalidatorv1.SubmitBlockRequest{Block: raw})
+	if err != nil {
+		t.Fatalf("btcmesh SubmitBlock: %v", err)
+	}
+	return resp
+}
+
 // submit sends a serialized block and fails unless it becomes the tip.
 func (m *mesh) submit(t testing.TB, raw []byte) {
 	t.Helper()

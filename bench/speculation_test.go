@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -70,16 +69,4 @@ func TestMutatedMempoolBlocks(t *testing.T) {
 		}
 	}
 	node.submit(t, serialize(t, good))
-}
-
-// submitResp sends a serialized block and returns the answer.
-func (m *mesh) submitResp(t testing.TB, raw []byte) *blockvalidatorv1.SubmitBlockResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	resp, err := m.bv.SubmitBlock(ctx, &blockvalidatorv1.SubmitBlockRequest{Block: raw})
-	if err != nil {
-		t.Fatalf("btcmesh SubmitBlock: %v", err)
-	}
-	return resp
 }
