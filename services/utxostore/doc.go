@@ -1,8 +1,9 @@
 // Package utxostore is btcmesh's UTXO set service.
 //
 // It serves btcmesh.utxostore.v1.UtxoStoreService over gRPC: batched
-// outpoint lookups, atomic ConnectBlock/DisconnectBlock with undo data, the
-// tip the set reflects, and gettxoutsetinfo-style statistics. It neither
+// outpoint lookups, atomic ConnectBlock/DisconnectBlock with undo data,
+// PrepareConnect, the tip the set reflects, and gettxoutsetinfo-style
+// statistics. It neither
 // consumes nor publishes NATS messages: blockvalidator drives it over gRPC
 // and announces new tips itself. It trusts its caller to have validated the
 // block (proof of work, scripts, amounts, BIP30); it only enforces what the
@@ -16,6 +17,16 @@
 // block's worth of data (what blockvalidator sends): packed outpoints
 // answered with packed coin records (internal/packed), and a block's
 // changes instead of the serialized block (internal/blockchanges).
+//
+// PrepareConnect is a connect's first pass without its second: it
+// resolves every coin a block spends on the tip (and, when asked, checks
+// BIP30 against the set), answers those coins and keeps the work. The
+// blockvalidator uses it as its lookup for a block whose parent is the
+// tip, and then connects the block by naming it (prepared_hash), so the
+// set is searched once per block instead of twice, and the connect on the
+// block's critical path only records. The store keeps one preparation,
+// valid while the tip is the block's parent; anything else makes the named
+// connect NotFound, and the caller sends the changes instead.
 //
 // # Storage
 //
@@ -48,11 +59,11 @@
 // removes the coins it spends and adds the ones it creates, under the
 // same lock that publishes the new tip, and a coin read from a snapshot is
 // added only while the cache still reflects that snapshot's tip. Since
-// blockvalidator looks every input up right before ConnectBlock, a
-// connect normally reads nothing from badger: the cache answers its
-// spends, and only a new coinbase's outputs are checked for an overwrite
-// (with BIP30/BIP34, which the caller enforces, nothing else can
-// overwrite a coin). GetUtxos answers from the cache too, when the badger
+// blockvalidator looks every input up right before ConnectBlock (when
+// it did not prepare the block), a connect normally reads nothing from
+// badger: the cache answers its spends, and only a new coinbase's
+// outputs are checked for an overwrite (with BIP30/BIP34, which the
+// caller enforces, nothing else can overwrite a coin). GetUtxos answers from the cache too, when the badger
 // snapshot it reads the rest from is at the cache's tip.
 //
 // ConnectBlock answers as soon as every spend is resolved (the block can

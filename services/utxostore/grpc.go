@@ -3,6 +3,7 @@ package utxostore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -113,13 +114,26 @@ func (g *grpcServer) getPacked(raw []byte) (*utxostorev1.GetUtxosResponse, error
 	return &utxostorev1.GetUtxosResponse{PackedUtxos: out, TipHash: tip.hash[:], TipHeight: tip.height}, nil
 }
 
-// ConnectBlock applies a block, or its changes, on top of the tip.
+// ConnectBlock applies a block, or its changes, or the block the last
+// PrepareConnect resolved, on top of the tip.
 func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlockRequest) (*utxostorev1.ConnectBlockResponse, error) {
 	if req.GetHeight() < 1 {
 		return nil, rules.InvalidArgument("height must be >= 1 (got %d)", req.GetHeight())
 	}
-	ch, err := requestChanges(req)
-	if err != nil {
+	var (
+		ch       *blockchanges.Changes
+		prepared chainhash.Hash
+		err      error
+	)
+	if ph := req.GetPreparedHash(); len(ph) > 0 {
+		if req.GetChanges() != nil || len(req.GetBlock()) > 0 {
+			return nil, rules.InvalidArgument("set block, changes or prepared_hash, not two of them")
+		}
+		if len(ph) != chainhash.HashSize {
+			return nil, rules.InvalidArgument("prepared_hash is %d bytes, want 32", len(ph))
+		}
+		copy(prepared[:], ph)
+	} else if ch, err = requestChanges(req.GetBlock(), req.GetChanges()); err != nil {
 		return nil, err
 	}
 	st, ok := g.svc.acquire()
@@ -128,10 +142,21 @@ func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlo
 	}
 	defer g.svc.release()
 	start := time.Now()
-	res, err := st.connect(ch, req.GetHeight())
+	var res connectResult
+	if ch != nil {
+		res, err = st.connect(ch, req.GetHeight())
+	} else {
+		res, err = st.connectPrepared(prepared, req.GetHeight())
+		if errors.Is(err, errNotPrepared) {
+			return nil, status.Errorf(codes.NotFound, "block %s at height %d: %v (send its changes)", prepared, req.GetHeight(), err)
+		}
+	}
 	if err != nil {
-		g.svc.deps.Log.Warn("block not connected", "height", req.GetHeight(),
-			"hash", ch.Hash.String(), "err", err)
+		hash := prepared
+		if ch != nil {
+			hash = ch.Hash
+		}
+		g.svc.deps.Log.Warn("block not connected", "height", req.GetHeight(), "hash", hash.String(), "err", err)
 		return nil, rules.ToStatus(err)
 	}
 	elapsed := time.Since(start)
@@ -140,21 +165,46 @@ func (g *grpcServer) ConnectBlock(_ context.Context, req *utxostorev1.ConnectBlo
 	g.svc.metrics.cacheHits.Add(float64(res.cacheHits))
 	g.svc.metrics.setTip(res.tip)
 	g.svc.deps.Log.Info("block connected", "height", res.tip.height, "hash", res.tip.hash.String(),
-		"txs", len(ch.Txs), "spent", res.spent, "cache_hits", res.cacheHits, "created", res.created,
-		"txouts", res.tip.txouts, "ms", elapsed.Milliseconds())
+		"spent", res.spent, "cache_hits", res.cacheHits, "created", res.created,
+		"txouts", res.tip.txouts, "prepared", ch == nil, "ms", elapsed.Milliseconds())
 	return &utxostorev1.ConnectBlockResponse{TipHash: res.tip.hash[:], TipHeight: res.tip.height}, nil
+}
+
+// PrepareConnect resolves a block's connect on the tip and answers the
+// coins it spends.
+func (g *grpcServer) PrepareConnect(_ context.Context, req *utxostorev1.PrepareConnectRequest) (*utxostorev1.PrepareConnectResponse, error) {
+	if req.GetHeight() < 1 {
+		return nil, rules.InvalidArgument("height must be >= 1 (got %d)", req.GetHeight())
+	}
+	if req.GetChanges() == nil {
+		return nil, rules.InvalidArgument("changes are required")
+	}
+	ch, err := blockchanges.FromProto(req.GetChanges())
+	if err != nil {
+		return nil, err
+	}
+	st, ok := g.svc.acquire()
+	if !ok {
+		return nil, errNotReady()
+	}
+	defer g.svc.release()
+	spent, tip, err := st.prepare(ch, req.GetHeight(), req.GetCheckBip30())
+	if err != nil {
+		return nil, rules.ToStatus(err)
+	}
+	return &utxostorev1.PrepareConnectResponse{PackedSpent: spent, TipHash: tip.hash[:], TipHeight: tip.height}, nil
 }
 
 // requestChanges reads the changes a ConnectBlockRequest carries, given
 // as the serialized block or as changes (exactly one of them).
-func requestChanges(req *utxostorev1.ConnectBlockRequest) (*blockchanges.Changes, error) {
+func requestChanges(block []byte, changes *utxostorev1.BlockChanges) (*blockchanges.Changes, error) {
 	switch {
-	case req.GetChanges() != nil && len(req.GetBlock()) > 0:
+	case changes != nil && len(block) > 0:
 		return nil, rules.InvalidArgument("set block or changes, not both")
-	case req.GetChanges() != nil:
-		return blockchanges.FromProto(req.GetChanges())
+	case changes != nil:
+		return blockchanges.FromProto(changes)
 	}
-	blk, err := decodeBlock(req.GetBlock())
+	blk, err := decodeBlock(block)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/btcmesh/btcmesh/internal/blockchanges"
 	"github.com/btcmesh/btcmesh/internal/coin"
+	"github.com/btcmesh/btcmesh/internal/packed"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -66,33 +68,48 @@ type store struct {
 	filterWG         sync.WaitGroup
 	filterSkips      prometheus.Counter
 
-	// scratch is connect's working space, kept between blocks (under mu)
-	// so that each block does not allocate and fault in fresh maps.
-	scratch connectScratch
+	// plan is connect's first pass over a block, kept between blocks
+	// (under mu) so that each block does not allocate and fault in fresh
+	// maps; after PrepareConnect it holds that block until connected.
+	plan connectPlan
 }
 
-// connectScratch holds connect's per-block maps and slices; each call
-// empties them first.
-type connectScratch struct {
-	created  []newCoin
-	local    map[wire.OutPoint]int // index into created
-	spentExt []wire.OutPoint
-	seen     map[wire.OutPoint]struct{}
-	missAt   []int
-	missOp   []wire.OutPoint
+// connectPlan is everything connecting one block reads, resolved at the
+// tip: its spent coins, its new coins, the undo record and the tip it
+// makes. Nothing it holds changes the set until apply records it.
+type connectPlan struct {
+	// ready says the plan holds the block hash at height, resolved on
+	// the tip parent and not yet recorded: connectPrepared may apply it.
+	ready  bool
+	hash   chainhash.Hash
+	parent chainhash.Hash
+	height int32
+
+	created   []newCoin
+	local     map[wire.OutPoint]int // index into created
+	spentExt  []wire.OutPoint       // spent coins the set held, in input order
+	spentVals [][]byte              // every spent coin, in input order
+	seen      map[wire.OutPoint]struct{}
+	missAt    []int
+	missOp    []wire.OutPoint
+	undo      []byte
+	res       connectResult
 }
 
-// reset empties sc for a block, keeping what it allocated.
-func (sc *connectScratch) reset() {
-	if sc.local == nil {
-		sc.local = make(map[wire.OutPoint]int)
-		sc.seen = make(map[wire.OutPoint]struct{})
+// reset empties p for a block, keeping what it allocated.
+func (p *connectPlan) reset() {
+	if p.local == nil {
+		p.local = make(map[wire.OutPoint]int)
+		p.seen = make(map[wire.OutPoint]struct{})
 	}
-	clear(sc.local)
-	clear(sc.seen)
-	clear(sc.created) // drop references to the last block's coins
-	sc.created, sc.spentExt = sc.created[:0], sc.spentExt[:0]
-	sc.missAt, sc.missOp = sc.missAt[:0], sc.missOp[:0]
+	p.ready = false
+	clear(p.local)
+	clear(p.seen)
+	clear(p.created) // drop references to the last block's coins
+	clear(p.spentVals)
+	p.created, p.spentExt, p.spentVals = p.created[:0], p.spentExt[:0], p.spentVals[:0]
+	p.missAt, p.missOp = p.missAt[:0], p.missOp[:0]
+	p.undo, p.res = nil, connectResult{}
 }
 
 // storeOptions are what openStore needs from Config.
@@ -462,43 +479,92 @@ type newCoin struct {
 // twice; otherwise nothing is written (MissingInputs). Spent coins come
 // from the coin cache, which is exact (see coinCache), or from badger;
 // never from the caller. The caller (blockvalidator) is trusted with
-// everything else, scripts and amounts included, and with BIP30: it
-// rejects a block that would overwrite an unspent output, except the two
-// historical mainnet blocks that did so with a duplicate coinbase, and
-// after BIP34 a duplicate txid needs a duplicate coinbase. So only
-// coinbase outputs can overwrite a coin: the store looks those up (to keep
-// its counters exact) and writes the other new outputs without reading.
+// everything else, scripts and amounts included, and with BIP30 unless it
+// asks prepare to check it: it rejects a block that would overwrite an
+// unspent output, except the two historical mainnet blocks that did so
+// with a duplicate coinbase, and after BIP34 a duplicate txid needs a
+// duplicate coinbase. So only coinbase outputs can overwrite a coin: the
+// store looks those up (to keep its counters exact) and writes the other
+// new outputs without reading.
 //
-// Every read happens before the first change, so a failure changes
-// nothing, and an output created and spent in the same block is never
-// recorded at all.
+// Every read happens before the first change (resolve), so a failure
+// changes nothing, and an output created and spent in the same block is
+// never recorded at all.
 func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult, error) {
 	s.mu.Lock()
-	handedOff := false // pass 2 unlocks mu
-	defer func() {
-		if !handedOff {
-			s.mu.Unlock()
-		}
-	}()
+	if err := s.resolve(blk, height, false); err != nil {
+		s.mu.Unlock()
+		return connectResult{}, err
+	}
+	return s.applyAndUnlock()
+}
+
+// errNotPrepared is connectPrepared's answer when the plan does not hold
+// the block on the current tip.
+var errNotPrepared = errors.New("block not prepared on the current tip")
+
+// prepare resolves blk at height on the tip as connect would, keeps the
+// plan for connectPrepared, and returns every coin the block spends in
+// input order, packed as GetUtxos answers them. With bip30 it first
+// checks that no new output overwrites an unspent coin. It changes
+// nothing.
+func (s *store) prepare(blk *blockchanges.Changes, height int32, bip30 bool) ([]byte, tipState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.resolve(blk, height, bip30); err != nil {
+		return nil, tipState{}, err
+	}
+	p := &s.plan
+	p.ready = true
+	out := make([]byte, 0, len(p.undo)+2*len(p.spentVals))
+	for _, v := range p.spentVals {
+		out = packed.AppendRecord(out, v)
+	}
+	return out, s.cur, nil
+}
+
+// connectPrepared connects the block the last prepare resolved, named by
+// hash at height, if the tip is still its parent; otherwise it changes
+// nothing and returns errNotPrepared.
+func (s *store) connectPrepared(hash chainhash.Hash, height int32) (connectResult, error) {
+	s.mu.Lock()
+	p := &s.plan
+	if !p.ready || p.hash != hash || p.height != height || p.parent != s.cur.hash || height != s.cur.height+1 {
+		s.mu.Unlock()
+		return connectResult{}, errNotPrepared
+	}
+	return s.applyAndUnlock()
+}
+
+// resolve is connect's first pass: it reads every coin blk spends and
+// builds every coin it creates, its undo record and the tip it makes,
+// into s.plan, changing nothing. With bip30 it fails first when a new
+// output would overwrite an unspent coin. The caller holds mu.
+func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) error {
+	p := &s.plan
+	p.reset()
 	hash := blk.Hash
 	tip := s.cur
 	if blk.Parent != tip.hash || height != tip.height+1 {
-		return connectResult{}, rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
+		return rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
 			hash, height, blk.Parent, tip.hash, tip.height)
 	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	if bip30 {
+		if err := s.checkOverwrites(txn, blk); err != nil {
+			return err
+		}
+	}
 
-	// Pass 1: resolve every spent coin and every new output.
 	nIn := 0
 	for _, tx := range blk.Txs {
 		nIn += len(tx.Spends)
 	}
-	sc := &s.scratch
-	sc.reset()
+	p.spentVals = slices.Grow(p.spentVals, nIn)
 	var (
-		res       connectResult
-		spentVals = make([][]byte, 0, nIn) // every spent coin, input order; nil: read below
-		cbID      chainhash.Hash
-		hasCB     bool
+		cbID  chainhash.Hash
+		hasCB bool
 	)
 	s.cacheMu.RLock()
 	for i := range blk.Txs {
@@ -509,34 +575,34 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 			cbID, hasCB = txid, true
 		} else {
 			for j, op := range tx.Spends {
-				if k, ok := sc.local[op]; ok {
-					if sc.created[k].spent {
+				if k, ok := p.local[op]; ok {
+					if p.created[k].spent {
 						s.cacheMu.RUnlock()
-						return connectResult{}, missingInput(txid, j, op)
+						return missingInput(txid, j, op)
 					}
-					sc.created[k].spent = true
-					spentVals = append(spentVals, sc.created[k].val)
+					p.created[k].spent = true
+					p.spentVals = append(p.spentVals, p.created[k].val)
 					continue
 				}
-				if _, twice := sc.seen[op]; twice {
+				if _, twice := p.seen[op]; twice {
 					s.cacheMu.RUnlock()
-					return connectResult{}, missingInput(txid, j, op)
+					return missingInput(txid, j, op)
 				}
-				sc.seen[op] = struct{}{}
+				p.seen[op] = struct{}{}
 				v, known := s.atTip(op)
 				if known && v == nil {
 					s.cacheMu.RUnlock()
-					return connectResult{}, missingInput(txid, j, op)
+					return missingInput(txid, j, op)
 				}
-				sc.spentExt = append(sc.spentExt, op)
+				p.spentExt = append(p.spentExt, op)
 				if known {
-					spentVals = append(spentVals, v)
-					res.cacheHits++
+					p.spentVals = append(p.spentVals, v)
+					p.res.cacheHits++
 					continue
 				}
-				sc.missAt = append(sc.missAt, len(spentVals))
-				sc.missOp = append(sc.missOp, op)
-				spentVals = append(spentVals, nil)
+				p.missAt = append(p.missAt, len(p.spentVals))
+				p.missOp = append(p.missOp, op)
+				p.spentVals = append(p.spentVals, nil)
 			}
 		}
 		for vout, out := range tx.Outs {
@@ -548,41 +614,39 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 			val := coin.Append(make([]byte, 0, 12+len(out.PkScript)),
 				coin.Coin{Height: height, Coinbase: cb, Amount: out.Value, Script: out.PkScript})
 			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
-			sc.local[op] = len(sc.created)
-			sc.created = append(sc.created, newCoin{op: op, val: val, amount: out.Value})
+			p.local[op] = len(p.created)
+			p.created = append(p.created, newCoin{op: op, val: val, amount: out.Value})
 		}
 	}
 	s.cacheMu.RUnlock()
 
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	for k, op := range sc.missOp {
+	for k, op := range p.missOp {
 		item, err := txn.Get(coinKey(&op.Hash, op.Index))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			txid, j := findInput(blk, op)
-			return connectResult{}, missingInput(txid, j, op)
+			return missingInput(txid, j, op)
 		}
 		if err != nil {
-			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
+			return fmt.Errorf("read %s: %w", op, err)
 		}
-		if spentVals[sc.missAt[k]], err = item.ValueCopy(nil); err != nil {
-			return connectResult{}, fmt.Errorf("read %s: %w", op, err)
+		if p.spentVals[p.missAt[k]], err = item.ValueCopy(nil); err != nil {
+			return fmt.Errorf("read %s: %w", op, err)
 		}
 	}
 	if hasCB {
-		for k := range sc.created {
-			if sc.created[k].op.Hash != cbID {
+		for k := range p.created {
+			if p.created[k].op.Hash != cbID {
 				break
 			}
-			old, found, err := s.coinAt(txn, sc.created[k].op)
+			old, found, err := s.coinAt(txn, p.created[k].op)
 			if err != nil {
-				return connectResult{}, err
+				return err
 			}
 			if found {
 				// A duplicate coinbase (pre-BIP34 mainnet, blocks 91842
 				// and 91880) overwrites the old output, as in Core.
-				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", sc.created[k].op.Index, "height", height)
-				sc.created[k].overwrote = true
+				s.log.Warn("output overwritten", "txid", cbID.String(), "vout", p.created[k].op.Index, "height", height)
+				p.created[k].overwrote = true
 				tip.txouts--
 				tip.amount -= old.Amount
 			}
@@ -592,55 +656,104 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 	// Counters and the undo record (uvarint(n) then the spent coins in
 	// input order).
 	undoLen := binary.MaxVarintLen64
-	for _, v := range spentVals {
+	for _, v := range p.spentVals {
 		undoLen += len(v)
 	}
-	undo := binary.AppendUvarint(make([]byte, 0, undoLen), uint64(len(spentVals)))
-	for _, v := range spentVals {
+	undo := binary.AppendUvarint(make([]byte, 0, undoLen), uint64(len(p.spentVals)))
+	for _, v := range p.spentVals {
 		c, _, err := coin.Decode(v)
 		if err != nil {
-			return connectResult{}, fmt.Errorf("spent coin: %w", err)
+			return fmt.Errorf("spent coin: %w", err)
 		}
 		tip.txouts--
 		tip.amount -= c.Amount
 		undo = append(undo, v...)
 	}
-	for _, nc := range sc.created {
+	for _, nc := range p.created {
 		tip.txouts++
 		tip.amount += nc.amount
 	}
+	tip.hash, tip.height = hash, height
+	p.hash, p.parent, p.height, p.undo = hash, blk.Parent, height, undo
+	p.res.tip, p.res.spent, p.res.created = tip, len(p.spentVals), len(p.created)
+	return nil
+}
 
+// checkOverwrites fails with BIP30 when an output blk creates holds an
+// unspent coin at the tip: memory answers first, then badger (read in
+// txn) for what the key filter cannot rule out. The caller holds mu.
+func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) error {
+	overwrite := func(op wire.OutPoint) error {
+		return rules.New(rules.BIP30, "block %s overwrites unspent output %s:%d", blk.Hash, op.Hash, op.Index)
+	}
+	var ask []wire.OutPoint
+	s.cacheMu.RLock()
+	for i := range blk.Txs {
+		tx := &blk.Txs[i]
+		for vout, out := range tx.Outs {
+			if unspendable(out.PkScript) {
+				continue // never in the set
+			}
+			op := wire.OutPoint{Hash: tx.Txid, Index: uint32(vout)}
+			if v, known := s.atTip(op); known {
+				if v != nil {
+					s.cacheMu.RUnlock()
+					return overwrite(op)
+				}
+				continue
+			}
+			if s.mayHold(&op) {
+				ask = append(ask, op)
+			}
+		}
+	}
+	s.cacheMu.RUnlock()
+	for _, op := range ask {
+		_, err := txn.Get(coinKey(&op.Hash, op.Index))
+		switch {
+		case err == nil:
+			return overwrite(op)
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return fmt.Errorf("read %s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// applyAndUnlock is connect's second pass: it records the plan resolve
+// made, and nothing in it can fail: the block is connected from here on.
+// The caller holds mu, which it releases. When blocks stay in memory
+// until a later flush, the recording runs after it returns, holding mu
+// and cacheMu, taken here: every reader of the set takes cacheMu and
+// every writer mu, so no one sees the set before it is done, and the
+// caller has its answer a pass earlier. When every block is flushed as it
+// connects (flushEvery 0), it returns once the block is written.
+func (s *store) applyAndUnlock() (connectResult, error) {
+	p := &s.plan
+	p.ready = false
 	// The block's changes must fit one flush; make room first when they
 	// would take the pending changes past half of one.
-	add := len(sc.spentExt) + len(sc.created) + 2
-	addBytes := len(undo) + len(sc.spentExt)*(coinKeyLen+2) + 64
-	for _, nc := range sc.created {
+	add := len(p.spentExt) + len(p.created) + 2
+	addBytes := len(p.undo) + len(p.spentExt)*(coinKeyLen+2) + 64
+	for _, nc := range p.created {
 		addBytes += coinKeyLen + 2 + len(nc.val)
 	}
 	if err := s.makeRoom(add, addBytes); err != nil {
+		s.mu.Unlock()
 		return connectResult{}, err
 	}
-
-	// Pass 2 records the changes, and nothing in it can fail: the block is
-	// connected from here on. When blocks stay in memory until a later
-	// flush, it runs after connect returns, holding mu and cacheMu, taken
-	// here: every reader of the set takes cacheMu and every writer mu, so
-	// no one sees the set before pass 2 is done, and the caller has its
-	// answer a pass earlier. When every block is flushed as it connects
-	// (flushEvery 0), connect returns once the block is written.
-	tip.hash, tip.height = hash, height
-	res.tip, res.spent, res.created = tip, len(spentVals), len(sc.created)
+	res := p.res
 	s.cacheMu.Lock()
 	finish := func() {
-		s.record(hash, undo, tip)
+		s.record()
 		s.cacheMu.Unlock()
 		s.afterChange()
 	}
 	if s.flushEvery == 0 {
 		finish()
+		s.mu.Unlock()
 		return res, nil
 	}
-	handedOff = true
 	go func() {
 		defer s.mu.Unlock()
 		finish()
@@ -648,16 +761,15 @@ func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult,
 	return res, nil
 }
 
-// record is connect's pass 2: it applies the block resolved in s.scratch
-// (undo is its undo record, tip the tip it makes) to the pending changes,
-// the coin cache and the key filters. The caller holds mu and cacheMu.
-func (s *store) record(hash chainhash.Hash, undo []byte, tip tipState) {
-	sc := &s.scratch
-	for _, op := range sc.spentExt {
+// record applies the resolved plan to the pending changes, the coin
+// cache and the key filters. The caller holds mu and cacheMu.
+func (s *store) record() {
+	p := &s.plan
+	for _, op := range p.spentExt {
 		s.pend.spend(op)
 		s.cache.del(op)
 	}
-	for _, nc := range sc.created {
+	for _, nc := range p.created {
 		switch {
 		case !nc.spent:
 			s.pend.create(nc.op, nc.val, nc.overwrote)
@@ -668,8 +780,8 @@ func (s *store) record(hash chainhash.Hash, undo []byte, tip tipState) {
 			s.cache.del(nc.op)
 		}
 	}
-	s.pend.addUndo(hash, undo)
-	s.cur = tip
+	s.pend.addUndo(p.hash, p.undo)
+	s.cur = p.res.tip
 }
 
 // atTip answers op from memory when it can: known is false when only

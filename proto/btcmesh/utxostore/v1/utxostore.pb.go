@@ -242,8 +242,10 @@ func (x *GetUtxosResponse) GetPackedUtxos() []byte {
 	return nil
 }
 
-// ConnectBlockRequest carries the block to apply: serialized, or as the
-// changes it makes to the set. Set exactly one of block and changes.
+// ConnectBlockRequest carries the block to apply: serialized, as the
+// changes it makes to the set, or named by the hash PrepareConnect
+// resolved it under. Set exactly one of block, changes and
+// prepared_hash.
 type ConnectBlockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// block is the serialized block (with witnesses).
@@ -254,7 +256,14 @@ type ConnectBlockRequest struct {
 	// decoded the block already sends it (the blockvalidator does), so that
 	// the store neither decodes nor hashes it again. They must describe the
 	// block exactly: DisconnectBlock later undoes it from the block itself.
-	Changes       *BlockChanges `protobuf:"bytes,3,opt,name=changes,proto3" json:"changes,omitempty"`
+	Changes *BlockChanges `protobuf:"bytes,3,opt,name=changes,proto3" json:"changes,omitempty"`
+	// prepared_hash names (32 bytes, internal byte order) the block of the
+	// latest PrepareConnect, to connect at height without sending it again.
+	// The store keeps one preparation, until it connects or prepares
+	// another block or restarts, and uses it only while the tip is still
+	// the block's parent: otherwise the call is NotFound, and the caller
+	// sends the changes.
+	PreparedHash  []byte `protobuf:"bytes,4,opt,name=prepared_hash,json=preparedHash,proto3" json:"prepared_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +319,146 @@ func (x *ConnectBlockRequest) GetChanges() *BlockChanges {
 	return nil
 }
 
+func (x *ConnectBlockRequest) GetPreparedHash() []byte {
+	if x != nil {
+		return x.PreparedHash
+	}
+	return nil
+}
+
+// PrepareConnectRequest carries a block's changes, as ConnectBlock does.
+type PrepareConnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changes are what the block does to the set (see ConnectBlockRequest).
+	Changes *BlockChanges `protobuf:"bytes,1,opt,name=changes,proto3" json:"changes,omitempty"`
+	// height is the block's height; its parent must be the tip.
+	Height int32 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	// check_bip30 asks that no output of the block overwrite an unspent
+	// coin (BIP30; bad-txns-BIP30), checked before the inputs as Bitcoin
+	// Core does. The caller knows when the rule applies.
+	CheckBip30    bool `protobuf:"varint,3,opt,name=check_bip30,json=checkBip30,proto3" json:"check_bip30,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareConnectRequest) Reset() {
+	*x = PrepareConnectRequest{}
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareConnectRequest) ProtoMessage() {}
+
+func (x *PrepareConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareConnectRequest.ProtoReflect.Descriptor instead.
+func (*PrepareConnectRequest) Descriptor() ([]byte, []int) {
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PrepareConnectRequest) GetChanges() *BlockChanges {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *PrepareConnectRequest) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *PrepareConnectRequest) GetCheckBip30() bool {
+	if x != nil {
+		return x.CheckBip30
+	}
+	return false
+}
+
+// PrepareConnectResponse answers the coins a block spends.
+type PrepareConnectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// packed_spent holds one record per input of the block's transactions
+	// but the coinbase, in block order, as GetUtxosResponse.packed_utxos
+	// packs them (every one found): the coin the input spends, from the set
+	// or created earlier in the block.
+	PackedSpent []byte `protobuf:"bytes,1,opt,name=packed_spent,json=packedSpent,proto3" json:"packed_spent,omitempty"`
+	// tip_hash is the tip the answer reflects (the block's parent).
+	TipHash []byte `protobuf:"bytes,2,opt,name=tip_hash,json=tipHash,proto3" json:"tip_hash,omitempty"`
+	// tip_height is that block's height.
+	TipHeight     int32 `protobuf:"varint,3,opt,name=tip_height,json=tipHeight,proto3" json:"tip_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareConnectResponse) Reset() {
+	*x = PrepareConnectResponse{}
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareConnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareConnectResponse) ProtoMessage() {}
+
+func (x *PrepareConnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareConnectResponse.ProtoReflect.Descriptor instead.
+func (*PrepareConnectResponse) Descriptor() ([]byte, []int) {
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PrepareConnectResponse) GetPackedSpent() []byte {
+	if x != nil {
+		return x.PackedSpent
+	}
+	return nil
+}
+
+func (x *PrepareConnectResponse) GetTipHash() []byte {
+	if x != nil {
+		return x.TipHash
+	}
+	return nil
+}
+
+func (x *PrepareConnectResponse) GetTipHeight() int32 {
+	if x != nil {
+		return x.TipHeight
+	}
+	return 0
+}
+
 // BlockChanges is what connecting one block does to the UTXO set.
 type BlockChanges struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -333,7 +482,7 @@ type BlockChanges struct {
 
 func (x *BlockChanges) Reset() {
 	*x = BlockChanges{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +494,7 @@ func (x *BlockChanges) String() string {
 func (*BlockChanges) ProtoMessage() {}
 
 func (x *BlockChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[4]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +507,7 @@ func (x *BlockChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockChanges.ProtoReflect.Descriptor instead.
 func (*BlockChanges) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{4}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BlockChanges) GetHash() []byte {
@@ -409,7 +558,7 @@ type TxChanges struct {
 
 func (x *TxChanges) Reset() {
 	*x = TxChanges{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +570,7 @@ func (x *TxChanges) String() string {
 func (*TxChanges) ProtoMessage() {}
 
 func (x *TxChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[5]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +583,7 @@ func (x *TxChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxChanges.ProtoReflect.Descriptor instead.
 func (*TxChanges) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{5}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TxChanges) GetTxid() []byte {
@@ -471,7 +620,7 @@ type ConnectBlockResponse struct {
 
 func (x *ConnectBlockResponse) Reset() {
 	*x = ConnectBlockResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +632,7 @@ func (x *ConnectBlockResponse) String() string {
 func (*ConnectBlockResponse) ProtoMessage() {}
 
 func (x *ConnectBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[6]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +645,7 @@ func (x *ConnectBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectBlockResponse.ProtoReflect.Descriptor instead.
 func (*ConnectBlockResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{6}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConnectBlockResponse) GetTipHash() []byte {
@@ -524,7 +673,7 @@ type DisconnectBlockRequest struct {
 
 func (x *DisconnectBlockRequest) Reset() {
 	*x = DisconnectBlockRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +685,7 @@ func (x *DisconnectBlockRequest) String() string {
 func (*DisconnectBlockRequest) ProtoMessage() {}
 
 func (x *DisconnectBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[7]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +698,7 @@ func (x *DisconnectBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectBlockRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectBlockRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{7}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DisconnectBlockRequest) GetBlock() []byte {
@@ -572,7 +721,7 @@ type DisconnectBlockResponse struct {
 
 func (x *DisconnectBlockResponse) Reset() {
 	*x = DisconnectBlockResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +733,7 @@ func (x *DisconnectBlockResponse) String() string {
 func (*DisconnectBlockResponse) ProtoMessage() {}
 
 func (x *DisconnectBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[8]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +746,7 @@ func (x *DisconnectBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectBlockResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectBlockResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{8}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DisconnectBlockResponse) GetTipHash() []byte {
@@ -623,7 +772,7 @@ type GetTipRequest struct {
 
 func (x *GetTipRequest) Reset() {
 	*x = GetTipRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +784,7 @@ func (x *GetTipRequest) String() string {
 func (*GetTipRequest) ProtoMessage() {}
 
 func (x *GetTipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[9]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +797,7 @@ func (x *GetTipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTipRequest.ProtoReflect.Descriptor instead.
 func (*GetTipRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{9}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{11}
 }
 
 // GetTipResponse names the tip.
@@ -664,7 +813,7 @@ type GetTipResponse struct {
 
 func (x *GetTipResponse) Reset() {
 	*x = GetTipResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +825,7 @@ func (x *GetTipResponse) String() string {
 func (*GetTipResponse) ProtoMessage() {}
 
 func (x *GetTipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[10]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +838,7 @@ func (x *GetTipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTipResponse.ProtoReflect.Descriptor instead.
 func (*GetTipResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{10}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTipResponse) GetTipHash() []byte {
@@ -715,7 +864,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +876,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[11]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +889,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{11}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{13}
 }
 
 // GetStatsResponse mirrors bitcoin-cli gettxoutsetinfo.
@@ -768,7 +917,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +929,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[12]
+	mi := &file_btcmesh_utxostore_v1_utxostore_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +942,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{12}
+	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetStatsResponse) GetHeight() int32 {
@@ -871,11 +1020,22 @@ const file_btcmesh_utxostore_v1_utxostore_proto_rawDesc = "" +
 	"\btip_hash\x18\x02 \x01(\fR\atipHash\x12\x1d\n" +
 	"\n" +
 	"tip_height\x18\x03 \x01(\x05R\ttipHeight\x12!\n" +
-	"\fpacked_utxos\x18\x04 \x01(\fR\vpackedUtxos\"\x81\x01\n" +
+	"\fpacked_utxos\x18\x04 \x01(\fR\vpackedUtxos\"\xa6\x01\n" +
 	"\x13ConnectBlockRequest\x12\x14\n" +
 	"\x05block\x18\x01 \x01(\fR\x05block\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12<\n" +
-	"\achanges\x18\x03 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\"\x91\x01\n" +
+	"\achanges\x18\x03 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\x12#\n" +
+	"\rprepared_hash\x18\x04 \x01(\fR\fpreparedHash\"\x8e\x01\n" +
+	"\x15PrepareConnectRequest\x12<\n" +
+	"\achanges\x18\x01 \x01(\v2\".btcmesh.utxostore.v1.BlockChangesR\achanges\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x1f\n" +
+	"\vcheck_bip30\x18\x03 \x01(\bR\n" +
+	"checkBip30\"u\n" +
+	"\x16PrepareConnectResponse\x12!\n" +
+	"\fpacked_spent\x18\x01 \x01(\fR\vpackedSpent\x12\x19\n" +
+	"\btip_hash\x18\x02 \x01(\fR\atipHash\x12\x1d\n" +
+	"\n" +
+	"tip_height\x18\x03 \x01(\x05R\ttipHeight\"\x91\x01\n" +
 	"\fBlockChanges\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1b\n" +
 	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x121\n" +
@@ -911,10 +1071,11 @@ const file_btcmesh_utxostore_v1_utxostore_proto_rawDesc = "" +
 	"\bbogosize\x18\x05 \x01(\x03R\bbogosize\x12'\n" +
 	"\x0fhash_serialized\x18\x06 \x01(\fR\x0ehashSerialized\x12!\n" +
 	"\ftotal_amount\x18\a \x01(\x03R\vtotalAmount\x12\x1b\n" +
-	"\tdisk_size\x18\b \x01(\x03R\bdiskSize2\xf4\x03\n" +
+	"\tdisk_size\x18\b \x01(\x03R\bdiskSize2\xe1\x04\n" +
 	"\x10UtxoStoreService\x12Y\n" +
 	"\bGetUtxos\x12%.btcmesh.utxostore.v1.GetUtxosRequest\x1a&.btcmesh.utxostore.v1.GetUtxosResponse\x12e\n" +
-	"\fConnectBlock\x12).btcmesh.utxostore.v1.ConnectBlockRequest\x1a*.btcmesh.utxostore.v1.ConnectBlockResponse\x12n\n" +
+	"\fConnectBlock\x12).btcmesh.utxostore.v1.ConnectBlockRequest\x1a*.btcmesh.utxostore.v1.ConnectBlockResponse\x12k\n" +
+	"\x0ePrepareConnect\x12+.btcmesh.utxostore.v1.PrepareConnectRequest\x1a,.btcmesh.utxostore.v1.PrepareConnectResponse\x12n\n" +
 	"\x0fDisconnectBlock\x12,.btcmesh.utxostore.v1.DisconnectBlockRequest\x1a-.btcmesh.utxostore.v1.DisconnectBlockResponse\x12S\n" +
 	"\x06GetTip\x12#.btcmesh.utxostore.v1.GetTipRequest\x1a$.btcmesh.utxostore.v1.GetTipResponse\x12Y\n" +
 	"\bGetStats\x12%.btcmesh.utxostore.v1.GetStatsRequest\x1a&.btcmesh.utxostore.v1.GetStatsResponseBCZAgithub.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1;utxostorev1b\x06proto3"
@@ -931,46 +1092,51 @@ func file_btcmesh_utxostore_v1_utxostore_proto_rawDescGZIP() []byte {
 	return file_btcmesh_utxostore_v1_utxostore_proto_rawDescData
 }
 
-var file_btcmesh_utxostore_v1_utxostore_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_btcmesh_utxostore_v1_utxostore_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_btcmesh_utxostore_v1_utxostore_proto_goTypes = []any{
 	(*Utxo)(nil),                    // 0: btcmesh.utxostore.v1.Utxo
 	(*GetUtxosRequest)(nil),         // 1: btcmesh.utxostore.v1.GetUtxosRequest
 	(*GetUtxosResponse)(nil),        // 2: btcmesh.utxostore.v1.GetUtxosResponse
 	(*ConnectBlockRequest)(nil),     // 3: btcmesh.utxostore.v1.ConnectBlockRequest
-	(*BlockChanges)(nil),            // 4: btcmesh.utxostore.v1.BlockChanges
-	(*TxChanges)(nil),               // 5: btcmesh.utxostore.v1.TxChanges
-	(*ConnectBlockResponse)(nil),    // 6: btcmesh.utxostore.v1.ConnectBlockResponse
-	(*DisconnectBlockRequest)(nil),  // 7: btcmesh.utxostore.v1.DisconnectBlockRequest
-	(*DisconnectBlockResponse)(nil), // 8: btcmesh.utxostore.v1.DisconnectBlockResponse
-	(*GetTipRequest)(nil),           // 9: btcmesh.utxostore.v1.GetTipRequest
-	(*GetTipResponse)(nil),          // 10: btcmesh.utxostore.v1.GetTipResponse
-	(*GetStatsRequest)(nil),         // 11: btcmesh.utxostore.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),        // 12: btcmesh.utxostore.v1.GetStatsResponse
-	(*v1.OutPoint)(nil),             // 13: btcmesh.common.v1.OutPoint
-	(*v1.TxOut)(nil),                // 14: btcmesh.common.v1.TxOut
+	(*PrepareConnectRequest)(nil),   // 4: btcmesh.utxostore.v1.PrepareConnectRequest
+	(*PrepareConnectResponse)(nil),  // 5: btcmesh.utxostore.v1.PrepareConnectResponse
+	(*BlockChanges)(nil),            // 6: btcmesh.utxostore.v1.BlockChanges
+	(*TxChanges)(nil),               // 7: btcmesh.utxostore.v1.TxChanges
+	(*ConnectBlockResponse)(nil),    // 8: btcmesh.utxostore.v1.ConnectBlockResponse
+	(*DisconnectBlockRequest)(nil),  // 9: btcmesh.utxostore.v1.DisconnectBlockRequest
+	(*DisconnectBlockResponse)(nil), // 10: btcmesh.utxostore.v1.DisconnectBlockResponse
+	(*GetTipRequest)(nil),           // 11: btcmesh.utxostore.v1.GetTipRequest
+	(*GetTipResponse)(nil),          // 12: btcmesh.utxostore.v1.GetTipResponse
+	(*GetStatsRequest)(nil),         // 13: btcmesh.utxostore.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),        // 14: btcmesh.utxostore.v1.GetStatsResponse
+	(*v1.OutPoint)(nil),             // 15: btcmesh.common.v1.OutPoint
+	(*v1.TxOut)(nil),                // 16: btcmesh.common.v1.TxOut
 }
 var file_btcmesh_utxostore_v1_utxostore_proto_depIdxs = []int32{
-	13, // 0: btcmesh.utxostore.v1.Utxo.outpoint:type_name -> btcmesh.common.v1.OutPoint
-	14, // 1: btcmesh.utxostore.v1.Utxo.output:type_name -> btcmesh.common.v1.TxOut
-	13, // 2: btcmesh.utxostore.v1.GetUtxosRequest.outpoints:type_name -> btcmesh.common.v1.OutPoint
+	15, // 0: btcmesh.utxostore.v1.Utxo.outpoint:type_name -> btcmesh.common.v1.OutPoint
+	16, // 1: btcmesh.utxostore.v1.Utxo.output:type_name -> btcmesh.common.v1.TxOut
+	15, // 2: btcmesh.utxostore.v1.GetUtxosRequest.outpoints:type_name -> btcmesh.common.v1.OutPoint
 	0,  // 3: btcmesh.utxostore.v1.GetUtxosResponse.utxos:type_name -> btcmesh.utxostore.v1.Utxo
-	4,  // 4: btcmesh.utxostore.v1.ConnectBlockRequest.changes:type_name -> btcmesh.utxostore.v1.BlockChanges
-	5,  // 5: btcmesh.utxostore.v1.BlockChanges.txs:type_name -> btcmesh.utxostore.v1.TxChanges
-	1,  // 6: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
-	3,  // 7: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
-	7,  // 8: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
-	9,  // 9: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
-	11, // 10: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
-	2,  // 11: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
-	6,  // 12: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
-	8,  // 13: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
-	10, // 14: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
-	12, // 15: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	6,  // 4: btcmesh.utxostore.v1.ConnectBlockRequest.changes:type_name -> btcmesh.utxostore.v1.BlockChanges
+	6,  // 5: btcmesh.utxostore.v1.PrepareConnectRequest.changes:type_name -> btcmesh.utxostore.v1.BlockChanges
+	7,  // 6: btcmesh.utxostore.v1.BlockChanges.txs:type_name -> btcmesh.utxostore.v1.TxChanges
+	1,  // 7: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:input_type -> btcmesh.utxostore.v1.GetUtxosRequest
+	3,  // 8: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:input_type -> btcmesh.utxostore.v1.ConnectBlockRequest
+	4,  // 9: btcmesh.utxostore.v1.UtxoStoreService.PrepareConnect:input_type -> btcmesh.utxostore.v1.PrepareConnectRequest
+	9,  // 10: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:input_type -> btcmesh.utxostore.v1.DisconnectBlockRequest
+	11, // 11: btcmesh.utxostore.v1.UtxoStoreService.GetTip:input_type -> btcmesh.utxostore.v1.GetTipRequest
+	13, // 12: btcmesh.utxostore.v1.UtxoStoreService.GetStats:input_type -> btcmesh.utxostore.v1.GetStatsRequest
+	2,  // 13: btcmesh.utxostore.v1.UtxoStoreService.GetUtxos:output_type -> btcmesh.utxostore.v1.GetUtxosResponse
+	8,  // 14: btcmesh.utxostore.v1.UtxoStoreService.ConnectBlock:output_type -> btcmesh.utxostore.v1.ConnectBlockResponse
+	5,  // 15: btcmesh.utxostore.v1.UtxoStoreService.PrepareConnect:output_type -> btcmesh.utxostore.v1.PrepareConnectResponse
+	10, // 16: btcmesh.utxostore.v1.UtxoStoreService.DisconnectBlock:output_type -> btcmesh.utxostore.v1.DisconnectBlockResponse
+	12, // 17: btcmesh.utxostore.v1.UtxoStoreService.GetTip:output_type -> btcmesh.utxostore.v1.GetTipResponse
+	14, // 18: btcmesh.utxostore.v1.UtxoStoreService.GetStats:output_type -> btcmesh.utxostore.v1.GetStatsResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_btcmesh_utxostore_v1_utxostore_proto_init() }
@@ -984,7 +1150,7 @@ func file_btcmesh_utxostore_v1_utxostore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_btcmesh_utxostore_v1_utxostore_proto_rawDesc), len(file_btcmesh_utxostore_v1_utxostore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

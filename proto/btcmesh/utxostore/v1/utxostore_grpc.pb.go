@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	UtxoStoreService_GetUtxos_FullMethodName        = "/btcmesh.utxostore.v1.UtxoStoreService/GetUtxos"
 	UtxoStoreService_ConnectBlock_FullMethodName    = "/btcmesh.utxostore.v1.UtxoStoreService/ConnectBlock"
+	UtxoStoreService_PrepareConnect_FullMethodName  = "/btcmesh.utxostore.v1.UtxoStoreService/PrepareConnect"
 	UtxoStoreService_DisconnectBlock_FullMethodName = "/btcmesh.utxostore.v1.UtxoStoreService/DisconnectBlock"
 	UtxoStoreService_GetTip_FullMethodName          = "/btcmesh.utxostore.v1.UtxoStoreService/GetTip"
 	UtxoStoreService_GetStats_FullMethodName        = "/btcmesh.utxostore.v1.UtxoStoreService/GetStats"
@@ -43,6 +44,15 @@ type UtxoStoreServiceClient interface {
 	// unspent (FailedPrecondition otherwise); the caller has already
 	// validated the block.
 	ConnectBlock(ctx context.Context, in *ConnectBlockRequest, opts ...grpc.CallOption) (*ConnectBlockResponse, error)
+	// PrepareConnect does what ConnectBlock does before it changes anything,
+	// on the current tip, and answers the coins the block spends: every
+	// input must spend a coin in the set (or one an earlier transaction of
+	// the block creates) and, with check_bip30, no output may overwrite an
+	// unspent one. It changes nothing, and keeps its work so that a
+	// ConnectBlock naming the block by prepared_hash only records it. A
+	// block breaking either rule is FailedPrecondition naming the rule, as
+	// is a block whose parent is not the tip.
+	PrepareConnect(ctx context.Context, in *PrepareConnectRequest, opts ...grpc.CallOption) (*PrepareConnectResponse, error)
 	// DisconnectBlock undoes the tip block atomically from its undo data.
 	DisconnectBlock(ctx context.Context, in *DisconnectBlockRequest, opts ...grpc.CallOption) (*DisconnectBlockResponse, error)
 	// GetTip returns the block the set reflects.
@@ -73,6 +83,16 @@ func (c *utxoStoreServiceClient) ConnectBlock(ctx context.Context, in *ConnectBl
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConnectBlockResponse)
 	err := c.cc.Invoke(ctx, UtxoStoreService_ConnectBlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *utxoStoreServiceClient) PrepareConnect(ctx context.Context, in *PrepareConnectRequest, opts ...grpc.CallOption) (*PrepareConnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrepareConnectResponse)
+	err := c.cc.Invoke(ctx, UtxoStoreService_PrepareConnect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +143,15 @@ type UtxoStoreServiceServer interface {
 	// unspent (FailedPrecondition otherwise); the caller has already
 	// validated the block.
 	ConnectBlock(context.Context, *ConnectBlockRequest) (*ConnectBlockResponse, error)
+	// PrepareConnect does what ConnectBlock does before it changes anything,
+	// on the current tip, and answers the coins the block spends: every
+	// input must spend a coin in the set (or one an earlier transaction of
+	// the block creates) and, with check_bip30, no output may overwrite an
+	// unspent one. It changes nothing, and keeps its work so that a
+	// ConnectBlock naming the block by prepared_hash only records it. A
+	// block breaking either rule is FailedPrecondition naming the rule, as
+	// is a block whose parent is not the tip.
+	PrepareConnect(context.Context, *PrepareConnectRequest) (*PrepareConnectResponse, error)
 	// DisconnectBlock undoes the tip block atomically from its undo data.
 	DisconnectBlock(context.Context, *DisconnectBlockRequest) (*DisconnectBlockResponse, error)
 	// GetTip returns the block the set reflects.
@@ -144,6 +173,9 @@ func (UnimplementedUtxoStoreServiceServer) GetUtxos(context.Context, *GetUtxosRe
 }
 func (UnimplementedUtxoStoreServiceServer) ConnectBlock(context.Context, *ConnectBlockRequest) (*ConnectBlockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConnectBlock not implemented")
+}
+func (UnimplementedUtxoStoreServiceServer) PrepareConnect(context.Context, *PrepareConnectRequest) (*PrepareConnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrepareConnect not implemented")
 }
 func (UnimplementedUtxoStoreServiceServer) DisconnectBlock(context.Context, *DisconnectBlockRequest) (*DisconnectBlockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisconnectBlock not implemented")
@@ -207,6 +239,24 @@ func _UtxoStoreService_ConnectBlock_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(UtxoStoreServiceServer).ConnectBlock(ctx, req.(*ConnectBlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UtxoStoreService_PrepareConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UtxoStoreServiceServer).PrepareConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UtxoStoreService_PrepareConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UtxoStoreServiceServer).PrepareConnect(ctx, req.(*PrepareConnectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -279,6 +329,10 @@ var UtxoStoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConnectBlock",
 			Handler:    _UtxoStoreService_ConnectBlock_Handler,
+		},
+		{
+			MethodName: "PrepareConnect",
+			Handler:    _UtxoStoreService_PrepareConnect_Handler,
 		},
 		{
 			MethodName: "DisconnectBlock",
