@@ -106,6 +106,7 @@ type fbUtxoProxy struct {
 	expects      map[chainhash.Hash][]*fbExpect
 	all          []*fbExpect
 	connected    int
+	prepared     int // of connected: named by prepared_hash
 	disconnected int
 }
 
@@ -140,10 +141,10 @@ func (p *fbUtxoProxy) results() []fbExpect {
 	return out
 }
 
-func (p *fbUtxoProxy) moves() (connected, disconnected int) {
+func (p *fbUtxoProxy) moves() (connected, prepared, disconnected int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.connected, p.disconnected
+	return p.connected, p.prepared, p.disconnected
 }
 
 func (p *fbUtxoProxy) GetUtxos(ctx context.Context, req *utxostorev1.GetUtxosRequest) (*utxostorev1.GetUtxosResponse, error) {
@@ -155,9 +156,16 @@ func (p *fbUtxoProxy) ConnectBlock(ctx context.Context, req *utxostorev1.Connect
 	if err == nil {
 		p.mu.Lock()
 		p.connected++
+		if len(req.GetPreparedHash()) > 0 {
+			p.prepared++
+		}
 		p.mu.Unlock()
 	}
 	return resp, err
+}
+
+func (p *fbUtxoProxy) PrepareConnect(ctx context.Context, req *utxostorev1.PrepareConnectRequest) (*utxostorev1.PrepareConnectResponse, error) {
+	return p.real.PrepareConnect(ctx, req)
 }
 
 func (p *fbUtxoProxy) DisconnectBlock(ctx context.Context, req *utxostorev1.DisconnectBlockRequest) (*utxostorev1.DisconnectBlockResponse, error) {

@@ -193,7 +193,7 @@ func fbRunSuite(t *testing.T, label string, net chain.Network, tests [][]fullblo
 	r.checkUtxoSet("final tip", *tipHash, info.GetTip().GetHeight())
 
 	elapsed := time.Since(start)
-	conn, disc := r.node.proxy.moves()
+	conn, prep, disc := r.node.proxy.moves()
 	names := make([]string, 0, len(r.counts))
 	for k := range r.counts {
 		names = append(names, k)
@@ -204,8 +204,8 @@ func fbRunSuite(t *testing.T, label string, net chain.Network, tests [][]fullblo
 		parts = append(parts, fmt.Sprintf("%s=%d", k, r.counts[k]))
 	}
 	t.Logf("instances by type: %s", strings.Join(parts, " "))
-	fmt.Printf("fullblocktests %s on %s: %d instances in %s (tip height %d, %d blocks connected, %d disconnected, %d mismatches): %s\n",
-		label, net.Name, total, elapsed.Round(100*time.Millisecond), info.GetTip().GetHeight(), conn, disc, r.errs,
+	fmt.Printf("fullblocktests %s on %s: %d instances in %s (tip height %d, %d blocks connected (%d as prepared), %d disconnected, %d mismatches): %s\n",
+		label, net.Name, total, elapsed.Round(100*time.Millisecond), info.GetTip().GetHeight(), conn, prep, disc, r.errs,
 		strings.Join(parts, " "))
 }
 

@@ -303,6 +303,7 @@ func (s *Service) connectRun(ctx context.Context, infos []*headersv1.HeaderInfo,
 		}
 		sp := s.specs[c.hash]
 		verdict := sp.result(ctx)
+		prepared := verdict == nil && sp.prepared
 		sp.cancel()
 		delete(s.specs, c.hash)
 		if err := ctx.Err(); err != nil {
@@ -315,7 +316,8 @@ func (s *Service) connectRun(ctx context.Context, infos []*headersv1.HeaderInfo,
 			if err := c.wait(ctx); err != nil {
 				return false, err
 			}
-			err := s.validate(ctx, c, nil, known)
+			var err error
+			prepared, err = s.validate(ctx, c, nil, known)
 			var re *rules.RuleError
 			if errors.As(err, &re) {
 				failures[c.hash] = re
@@ -328,7 +330,7 @@ func (s *Service) connectRun(ctx context.Context, infos []*headersv1.HeaderInfo,
 				return false, err
 			}
 		}
-		if err := s.commit(ctx, c, start); err != nil {
+		if err := s.commit(ctx, c, prepared, start); err != nil {
 			return false, err
 		}
 		known[c.height] = c.info.GetMedianTimePast()

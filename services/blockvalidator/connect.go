@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
+	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 	utxostorev1 "github.com/btcmesh/btcmesh/proto/btcmesh/utxostore/v1"
@@ -36,11 +39,14 @@ type utxoAt struct {
 //
 // The UTXO view is the utxostore's set, seen through ov when c's parent
 // is not connected yet (speculation: ov holds the blocks between the
-// store's tip and c); ov nil means c's parent is the store's tip. known
-// gives the median time past of heights the active chain may not hold
-// yet. Rule violations come back as *rules.RuleError; any other error
-// means a dependency failed (or, with ov, that the speculation is void).
-func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[int32]int64) error {
+// store's tip and c); ov nil or empty means c's parent is the store's
+// tip. Then the store resolves the block's inputs as its connect will
+// (PrepareConnect), and prepared reports that it kept that work for
+// commit. known gives the median time past of heights the active chain
+// may not hold yet. Rule violations come back as *rules.RuleError; any
+// other error means a dependency failed (or, with ov, that the
+// speculation is void).
+func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[int32]int64) (prepared bool, err error) {
 	hash, h, block := c.hash, c.height, c.block
 	params := s.deps.Network.Params
 	txs := block.Transactions()
@@ -48,7 +54,7 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 
 	refs, external, _, err := resolveInputs(txs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	checkBIP30 := !bip30Exception(h, hash, params)
 	if checkBIP30 && bip30MaySkip(h, params) {
@@ -58,47 +64,22 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 		bresp, err := s.headers.GetHeadersByHeight(cctx, &headersv1.GetHeadersByHeightRequest{Heights: []int32{params.BIP0034Height}})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("headers.GetHeadersByHeight for BIP34 activation block: %w", err)
+			return false, fmt.Errorf("headers.GetHeadersByHeight for BIP34 activation block: %w", err)
 		}
 		infos := bresp.GetInfos()
 		checkBIP30 = !(len(infos) == 1 && bytes.Equal(infos[0].GetHash(), params.BIP0034Hash[:]))
 	}
-	var bip30 []wire.OutPoint
-	if checkBIP30 {
-		bip30 = bip30Outpoints(txs)
-	}
 
-	// One batched lookup of what the overlay does not answer.
-	all := append(external[:len(external):len(external)], bip30...)
-	utxos := make([]utxoAt, len(all))
-	var ask []int // indexes into all sent to the store
-	for i, op := range all {
-		if ov != nil {
-			if oc, ok := ov.created[op]; ok {
-				utxos[i] = utxoAt{found: true, out: *oc.out, height: oc.height, coinbase: oc.coinbase}
-				continue
-			}
-			if _, ok := ov.spent[op]; ok {
-				continue // spent by a block ahead of c
-			}
+	utxos := make([]utxoAt, len(external))
+	if ov == nil || ov.empty() {
+		if err := s.prepareConnect(ctx, c, refs, utxos, checkBIP30); err != nil {
+			return false, err
 		}
-		ask = append(ask, i)
-	}
-	if err := s.lookupUtxos(ctx, hash, all, ask, utxos, ov); err != nil {
-		return err
+		prepared = true
+	} else if err := s.overlayLookups(ctx, hash, ov, external, utxos, checkBIP30, txs); err != nil {
+		return false, err
 	}
 	tr.mark("utxos")
-	// BIP30 first, as Core's ConnectBlock checks it before any input.
-	for i := len(external); i < len(all); i++ {
-		if utxos[i].found {
-			return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, all[i])
-		}
-	}
-	for i, op := range external {
-		if !utxos[i].found {
-			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
-		}
-	}
 
 	// Median time past of the block before each spent coin's block (for
 	// BIP68 time locks) and of the parent.
@@ -108,7 +89,7 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	}
 	mtp, err := s.mediansAt(ctx, heights, known)
 	if err != nil {
-		return fmt.Errorf("median time past for %s: %w", hash, err)
+		return false, fmt.Errorf("median time past for %s: %w", hash, err)
 	}
 	parentMTP := mtp[max(h-1, 0)]
 	tr.mark("mtp")
@@ -135,12 +116,12 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 		cc := txcheck.Context{Height: h, MedianTimePast: parentMTP, BlockTime: block.MsgBlock().Header.Timestamp.Unix()}
 		outcomes, err := s.validateTxs(ctx, c, pv, cc)
 		if err != nil {
-			return fmt.Errorf("validate scripts of %s: %w", hash, err)
+			return false, fmt.Errorf("validate scripts of %s: %w", hash, err)
 		}
 		for k, o := range outcomes {
 			if o.err != nil {
 				kind, detail := txcheck.Rejection(o.err)
-				return rules.New(kind, "transaction %s: %s", txs[k+1].Hash(), detail)
+				return false, rules.New(kind, "transaction %s: %s", txs[k+1].Hash(), detail)
 			}
 			fees += o.fee
 			sigops += o.sigops
@@ -149,27 +130,117 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	tr.mark("txs")
 	cbCost, err := blockchain.GetSigOpCost(txs[0], true, nil, true, s.deps.Network.SegwitActive(h))
 	if err != nil {
-		return rules.FromBtcd(err)
+		return false, rules.FromBtcd(err)
 	}
 	if err := checkSigOpCost(sigops + int64(cbCost)); err != nil {
-		return err
+		return false, err
 	}
 	if err := checkCoinbaseAmount(txs[0], h, fees, params); err != nil {
-		return err
+		return false, err
 	}
 	tr.done(s, "validate", hash, ov != nil)
+	return prepared, nil
+}
+
+// overlayLookups fills utxos with the coins external names, as the store
+// and then ov (the blocks ahead of it) answer them, and with checkBIP30
+// fails when an output of txs overwrites an unspent coin (BIP30 is
+// checked first, as Core's ConnectBlock checks it before any input).
+func (s *Service) overlayLookups(ctx context.Context, hash chainhash.Hash, ov *overlay, external []wire.OutPoint, utxos []utxoAt, checkBIP30 bool, txs []*btcutil.Tx) error {
+	var bip30 []wire.OutPoint
+	if checkBIP30 {
+		bip30 = bip30Outpoints(txs)
+	}
+	// One batched lookup of what the overlay does not answer.
+	all := append(external[:len(external):len(external)], bip30...)
+	found := make([]utxoAt, len(all))
+	var ask []int // indexes into all sent to the store
+	for i, op := range all {
+		if oc, ok := ov.created[op]; ok {
+			found[i] = utxoAt{found: true, out: *oc.out, height: oc.height, coinbase: oc.coinbase}
+			continue
+		}
+		if _, ok := ov.spent[op]; ok {
+			continue // spent by a block ahead of the one validated
+		}
+		ask = append(ask, i)
+	}
+	if err := s.lookupUtxos(ctx, hash, all, ask, found, ov); err != nil {
+		return err
+	}
+	for i := len(external); i < len(all); i++ {
+		if found[i].found {
+			return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, all[i])
+		}
+	}
+	for i, op := range external {
+		if !found[i].found {
+			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
+		}
+	}
+	copy(utxos, found)
 	return nil
 }
 
-// commit applies the validated block c to the UTXO set and makes it this
-// service's tip; the headers index learns it (valid, and the active tip)
+// prepareConnect asks the store to resolve c's connect on its tip
+// (PrepareConnect, which checks that every input exists and is unspent
+// and, with checkBIP30, BIP30) and fills utxos, indexed as refs' ext,
+// with the coins c's inputs spend outside c.
+func (s *Service) prepareConnect(ctx context.Context, c *cand, refs [][]inputRef, utxos []utxoAt, checkBIP30 bool) error {
+	cctx, cancel := callCtx(ctx)
+	resp, err := s.utxo.PrepareConnect(cctx, &utxostorev1.PrepareConnectRequest{
+		Changes: blockchanges.Proto(c.block), Height: c.height, CheckBip30: checkBIP30})
+	cancel()
+	if err != nil {
+		if re, ok := rules.FromStatus(err); ok && (re.Kind == rules.MissingInputs || re.Kind == rules.BIP30) {
+			return re
+		}
+		return fmt.Errorf("utxostore.PrepareConnect %s: %w", c.hash, err)
+	}
+	rest := resp.GetPackedSpent()
+	for i := 1; i < len(refs); i++ {
+		for j, ref := range refs[i] {
+			var v []byte
+			if v, rest, err = packed.NextRecord(rest); err != nil {
+				return fmt.Errorf("utxostore.PrepareConnect %s: coin of tx %d input %d: %w", c.hash, i, j, err)
+			}
+			if ref.local {
+				continue
+			}
+			cn, _, err := coin.Decode(v)
+			if err != nil {
+				return fmt.Errorf("utxostore.PrepareConnect %s: coin of tx %d input %d: %w", c.hash, i, j, err)
+			}
+			utxos[ref.ext] = utxoAt{found: true, out: wire.TxOut{Value: cn.Amount, PkScript: cn.Script},
+				height: cn.Height, coinbase: cn.Coinbase}
+		}
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("utxostore.PrepareConnect %s: %d bytes after the last input's coin", c.hash, len(rest))
+	}
+	return nil
+}
+
+// commit applies the validated block c to the UTXO set (by naming it when
+// validate prepared it, sending its changes otherwise or when the store
+// no longer holds the preparation) and makes it this service's tip; the headers index learns it (valid, and the active tip)
 // every maxTipLag blocks and when the connect run ends (syncTip). The UTXO
 // store's tip is the truth after a crash in between (reconcile).
-func (s *Service) commit(ctx context.Context, c *cand, start time.Time) error {
+func (s *Service) commit(ctx context.Context, c *cand, prepared bool, start time.Time) error {
 	tr := s.newTrace()
-	cctx, cancel := callCtx(ctx)
-	_, err := s.utxo.ConnectBlock(cctx, &utxostorev1.ConnectBlockRequest{Changes: blockchanges.Proto(c.block), Height: c.height})
-	cancel()
+	connect := func(req *utxostorev1.ConnectBlockRequest) error {
+		cctx, cancel := callCtx(ctx)
+		defer cancel()
+		_, err := s.utxo.ConnectBlock(cctx, req)
+		return err
+	}
+	var err error
+	if prepared {
+		err = connect(&utxostorev1.ConnectBlockRequest{PreparedHash: c.hash[:], Height: c.height})
+	}
+	if !prepared || status.Code(err) == codes.NotFound {
+		err = connect(&utxostorev1.ConnectBlockRequest{Changes: blockchanges.Proto(c.block), Height: c.height})
+	}
 	if err != nil {
 		return fmt.Errorf("utxostore.ConnectBlock %s: %w", c.hash, err)
 	}

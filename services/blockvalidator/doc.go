@@ -20,8 +20,11 @@
 // NATS (or to the txvalidator of the same process, runner.Deps.Scripts,
 // in `btcmesh node`; when the script cache covers every transaction of
 // the block, the non-script checks run here: see localChecks), and one
-// atomic
-// ConnectBlock on the utxostore. The headers service
+// atomic ConnectBlock on the utxostore. For a block whose parent is the
+// utxostore's tip, the lookup is PrepareConnect: the store resolves the
+// block's spends (and checks BIP30) as its connect would, and the
+// ConnectBlock that follows names the block instead of sending it again
+// and only records it. The headers service
 // plans connects, disconnects and reorgs (GetConnectPlan) and publishes the
 // chain-tip event when told the new tip (SetActiveTip); this service
 // publishes nothing itself.

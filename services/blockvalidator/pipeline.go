@@ -130,12 +130,19 @@ func newOverlay(base chainhash.Hash, pending []*cand) *overlay {
 	return ov
 }
 
+// empty reports that ov holds no block: the store's tip is the parent of
+// the block validated through it.
+func (ov *overlay) empty() bool { return len(ov.tips) == 1 }
+
 // spec is a speculative validation of one block running in the background.
 type spec struct {
 	c      *cand
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // nil: every rule holds on top of the block's parent
+	// prepared says the utxostore resolved the block's connect (see
+	// validate).
+	prepared bool
 }
 
 // startSpec validates c in the background on top of base (the
@@ -158,7 +165,7 @@ func (s *Service) startSpec(ctx context.Context, c *cand, base chainhash.Hash, p
 				return
 			}
 		}
-		sp.err = s.validate(sctx, c, newOverlay(base, pending), known)
+		sp.prepared, sp.err = s.validate(sctx, c, newOverlay(base, pending), known)
 	}()
 	s.specs[c.hash] = sp
 	return sp
