@@ -198,7 +198,9 @@ func (s *store) addToFilters(op *wire.OutPoint) {
 }
 
 // mayHold is false only when badger holds no coin at op: the filter in
-// use says so. The caller holds cacheMu.
+// use says so. Since the filter takes every coin entering the pending
+// changes, the set then holds no coin at op at all. The caller holds
+// cacheMu.
 func (s *store) mayHold(op *wire.OutPoint) bool {
 	return s.filter == nil || s.filter.mayHold(op)
 }

@@ -85,26 +85,29 @@ type connectPlan struct {
 	parent chainhash.Hash
 	height int32
 
-	created   []newCoin
-	local     map[wire.OutPoint]int // index into created
-	spentExt  []wire.OutPoint       // spent coins the set held, in input order
-	spentVals [][]byte              // every spent coin, in input order
-	seen      map[wire.OutPoint]struct{}
+	created []newCoin
+	// local maps the block's outpoints so far: an index into created, or
+	// spentInSet for a coin of the set it spent.
+	local     map[wire.OutPoint]int
+	spentExt  []wire.OutPoint // spent coins the set held, in input order
+	spentVals [][]byte        // every spent coin, in input order
 	missAt    []int
 	missOp    []wire.OutPoint
 	undo      []byte
 	res       connectResult
 }
 
+// spentInSet marks, in connectPlan.local, a coin of the set the block
+// spent.
+const spentInSet = -1
+
 // reset empties p for a block, keeping what it allocated.
 func (p *connectPlan) reset() {
 	if p.local == nil {
 		p.local = make(map[wire.OutPoint]int)
-		p.seen = make(map[wire.OutPoint]struct{})
 	}
 	p.ready = false
 	clear(p.local)
-	clear(p.seen)
 	clear(p.created) // drop references to the last block's coins
 	clear(p.spentVals)
 	p.created, p.spentExt, p.spentVals = p.created[:0], p.spentExt[:0], p.spentVals[:0]
@@ -576,7 +579,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 		} else {
 			for j, op := range tx.Spends {
 				if k, ok := p.local[op]; ok {
-					if p.created[k].spent {
+					if k == spentInSet || p.created[k].spent {
 						s.cacheMu.RUnlock()
 						return missingInput(txid, j, op)
 					}
@@ -584,11 +587,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 					p.spentVals = append(p.spentVals, p.created[k].val)
 					continue
 				}
-				if _, twice := p.seen[op]; twice {
-					s.cacheMu.RUnlock()
-					return missingInput(txid, j, op)
-				}
-				p.seen[op] = struct{}{}
+				p.local[op] = spentInSet
 				v, known := s.atTip(op)
 				if known && v == nil {
 					s.cacheMu.RUnlock()
@@ -680,13 +679,15 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 }
 
 // checkOverwrites fails with BIP30 when an output blk creates holds an
-// unspent coin at the tip: memory answers first, then badger (read in
-// txn) for what the key filter cannot rule out. The caller holds mu.
+// unspent coin at the tip. The key filter answers most outputs, new ones,
+// at once (it holds every coin of the set: see keyFilter); memory
+// answers the rest, then badger (read in txn). The caller holds mu.
 func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) error {
 	overwrite := func(op wire.OutPoint) error {
 		return rules.New(rules.BIP30, "block %s overwrites unspent output %s:%d", blk.Hash, op.Hash, op.Index)
 	}
 	var ask []wire.OutPoint
+	skipped := 0
 	s.cacheMu.RLock()
 	for i := range blk.Txs {
 		tx := &blk.Txs[i]
@@ -695,6 +696,10 @@ func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) erro
 				continue // never in the set
 			}
 			op := wire.OutPoint{Hash: tx.Txid, Index: uint32(vout)}
+			if !s.mayHold(&op) {
+				skipped++
+				continue
+			}
 			if v, known := s.atTip(op); known {
 				if v != nil {
 					s.cacheMu.RUnlock()
@@ -702,12 +707,13 @@ func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) erro
 				}
 				continue
 			}
-			if s.mayHold(&op) {
-				ask = append(ask, op)
-			}
+			ask = append(ask, op)
 		}
 	}
 	s.cacheMu.RUnlock()
+	if skipped > 0 && s.filterSkips != nil {
+		s.filterSkips.Add(float64(skipped))
+	}
 	for _, op := range ask {
 		_, err := txn.Get(coinKey(&op.Hash, op.Index))
 		switch {
