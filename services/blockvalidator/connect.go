@@ -52,10 +52,6 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	txs := block.Transactions()
 	tr := s.newTrace()
 
-	refs, external, _, err := resolveInputs(txs)
-	if err != nil {
-		return false, err
-	}
 	checkBIP30 := !bip30Exception(h, hash, params)
 	if checkBIP30 && bip30MaySkip(h, params) {
 		// The block's parent is (or will be) the active tip: BIP34's
@@ -70,13 +66,14 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 		checkBIP30 = !(len(infos) == 1 && bytes.Equal(infos[0].GetHash(), params.BIP0034Hash[:]))
 	}
 
-	utxos := make([]utxoAt, len(external))
+	// The coin every input spends, in block order.
+	var spent []utxoAt
 	if ov == nil || ov.empty() {
-		if err := s.prepareConnect(ctx, c, refs, utxos, checkBIP30); err != nil {
+		if spent, err = s.prepareConnect(ctx, c, checkBIP30); err != nil {
 			return false, err
 		}
 		prepared = true
-	} else if err := s.overlayLookups(ctx, hash, ov, external, utxos, checkBIP30, txs); err != nil {
+	} else if spent, err = s.overlayInputs(ctx, hash, h, ov, txs, checkBIP30); err != nil {
 		return false, err
 	}
 	tr.mark("utxos")
@@ -84,8 +81,8 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	// Median time past of the block before each spent coin's block (for
 	// BIP68 time locks) and of the parent.
 	heights := map[int32]struct{}{max(h-1, 0): {}}
-	for i := range external {
-		heights[max(utxos[i].height-1, 0)] = struct{}{}
+	for i := range spent {
+		heights[max(spent[i].height-1, 0)] = struct{}{}
 	}
 	mtp, err := s.mediansAt(ctx, heights, known)
 	if err != nil {
@@ -94,24 +91,20 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	parentMTP := mtp[max(h-1, 0)]
 	tr.mark("mtp")
 
-	// Every input's spent output, in one backing array per kind: what the
-	// checks of the non-coinbase transactions need besides the block.
+	// Every input's spent output, in one backing array: what the checks
+	// of the non-coinbase transactions need besides the block.
 	var fees, sigops int64
 	if len(txs) > 1 {
 		pv := make([][]txcheck.Prevout, len(txs))
-		all := make([]txcheck.Prevout, 0, len(external)+len(refs))
+		all := make([]txcheck.Prevout, len(spent))
+		for k := range spent {
+			u := &spent[k]
+			all[k] = txcheck.Prevout{Output: &u.out, Height: u.height, Coinbase: u.coinbase,
+				MedianTimePast: mtp[max(u.height-1, 0)]}
+		}
 		for i := 1; i < len(txs); i++ {
-			start := len(all)
-			for _, ref := range refs[i] {
-				if ref.local {
-					all = append(all, txcheck.Prevout{Output: ref.out, Height: h, Coinbase: ref.coinbase, MedianTimePast: parentMTP})
-					continue
-				}
-				u := &utxos[ref.ext]
-				all = append(all, txcheck.Prevout{Output: &u.out, Height: u.height, Coinbase: u.coinbase,
-					MedianTimePast: mtp[max(u.height-1, 0)]})
-			}
-			pv[i] = all[start:len(all):len(all)]
+			n := len(txs[i].MsgTx().TxIn)
+			pv[i], all = all[:n:n], all[n:]
 		}
 		cc := txcheck.Context{Height: h, MedianTimePast: parentMTP, BlockTime: block.MsgBlock().Header.Timestamp.Unix()}
 		outcomes, err := s.validateTxs(ctx, c, pv, cc)
@@ -142,11 +135,16 @@ func (s *Service) validate(ctx context.Context, c *cand, ov *overlay, known map[
 	return prepared, nil
 }
 
-// overlayLookups fills utxos with the coins external names, as the store
-// and then ov (the blocks ahead of it) answer them, and with checkBIP30
-// fails when an output of txs overwrites an unspent coin (BIP30 is
-// checked first, as Core's ConnectBlock checks it before any input).
-func (s *Service) overlayLookups(ctx context.Context, hash chainhash.Hash, ov *overlay, external []wire.OutPoint, utxos []utxoAt, checkBIP30 bool, txs []*btcutil.Tx) error {
+// overlayInputs returns the coin every input of txs (the block at height
+// h) spends, in block order: created earlier in the block, or as the store
+// and then ov (the blocks ahead of it) answer it. With checkBIP30 it fails
+// when an output of txs overwrites an unspent coin (BIP30 is checked
+// first, as Core's ConnectBlock checks it before any input).
+func (s *Service) overlayInputs(ctx context.Context, hash chainhash.Hash, h int32, ov *overlay, txs []*btcutil.Tx, checkBIP30 bool) ([]utxoAt, error) {
+	refs, external, nIn, err := resolveInputs(txs)
+	if err != nil {
+		return nil, err
+	}
 	var bip30 []wire.OutPoint
 	if checkBIP30 {
 		bip30 = bip30Outpoints(txs)
@@ -166,59 +164,69 @@ func (s *Service) overlayLookups(ctx context.Context, hash chainhash.Hash, ov *o
 		ask = append(ask, i)
 	}
 	if err := s.lookupUtxos(ctx, hash, all, ask, found, ov); err != nil {
-		return err
+		return nil, err
 	}
 	for i := len(external); i < len(all); i++ {
 		if found[i].found {
-			return rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, all[i])
+			return nil, rules.New(rules.BIP30, "block %s overwrites unspent output %s", hash, all[i])
 		}
 	}
 	for i, op := range external {
 		if !found[i].found {
-			return rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
+			return nil, rules.New(rules.MissingInputs, "block %s spends %s, which does not exist or is spent", hash, op)
 		}
 	}
-	copy(utxos, found)
-	return nil
+	spent := make([]utxoAt, 0, nIn)
+	for _, tx := range refs[min(1, len(refs)):] {
+		for _, ref := range tx {
+			if ref.local {
+				spent = append(spent, utxoAt{found: true, out: *ref.out, height: h, coinbase: ref.coinbase})
+				continue
+			}
+			spent = append(spent, found[ref.ext])
+		}
+	}
+	return spent, nil
 }
 
 // prepareConnect asks the store to resolve c's connect on its tip
 // (PrepareConnect, which checks that every input exists and is unspent
-// and, with checkBIP30, BIP30) and fills utxos, indexed as refs' ext,
-// with the coins c's inputs spend outside c.
-func (s *Service) prepareConnect(ctx context.Context, c *cand, refs [][]inputRef, utxos []utxoAt, checkBIP30 bool) error {
+// and, with checkBIP30, BIP30) and returns the coin every input of c
+// spends, in block order.
+func (s *Service) prepareConnect(ctx context.Context, c *cand, checkBIP30 bool) ([]utxoAt, error) {
 	cctx, cancel := callCtx(ctx)
 	resp, err := s.utxo.PrepareConnect(cctx, &utxostorev1.PrepareConnectRequest{
 		Changes: blockchanges.Proto(c.block), Height: c.height, CheckBip30: checkBIP30})
 	cancel()
 	if err != nil {
 		if re, ok := rules.FromStatus(err); ok && (re.Kind == rules.MissingInputs || re.Kind == rules.BIP30) {
-			return re
+			return nil, re
 		}
-		return fmt.Errorf("utxostore.PrepareConnect %s: %w", c.hash, err)
+		return nil, fmt.Errorf("utxostore.PrepareConnect %s: %w", c.hash, err)
 	}
+	txs := c.block.Transactions()
+	nIn := 0
+	for _, tx := range txs[min(1, len(txs)):] {
+		nIn += len(tx.MsgTx().TxIn)
+	}
+	spent := make([]utxoAt, nIn)
 	rest := resp.GetPackedSpent()
-	for i := 1; i < len(refs); i++ {
-		for j, ref := range refs[i] {
-			var v []byte
-			if v, rest, err = packed.NextRecord(rest); err != nil {
-				return fmt.Errorf("utxostore.PrepareConnect %s: coin of tx %d input %d: %w", c.hash, i, j, err)
-			}
-			if ref.local {
-				continue
-			}
-			cn, _, err := coin.Decode(v)
-			if err != nil {
-				return fmt.Errorf("utxostore.PrepareConnect %s: coin of tx %d input %d: %w", c.hash, i, j, err)
-			}
-			utxos[ref.ext] = utxoAt{found: true, out: wire.TxOut{Value: cn.Amount, PkScript: cn.Script},
-				height: cn.Height, coinbase: cn.Coinbase}
+	for k := range spent {
+		var v []byte
+		if v, rest, err = packed.NextRecord(rest); err != nil {
+			return nil, fmt.Errorf("utxostore.PrepareConnect %s: coin of input %d of %d: %w", c.hash, k, nIn, err)
 		}
+		cn, _, err := coin.Decode(v)
+		if err != nil {
+			return nil, fmt.Errorf("utxostore.PrepareConnect %s: coin of input %d of %d: %w", c.hash, k, nIn, err)
+		}
+		spent[k] = utxoAt{found: true, out: wire.TxOut{Value: cn.Amount, PkScript: cn.Script},
+			height: cn.Height, coinbase: cn.Coinbase}
 	}
 	if len(rest) != 0 {
-		return fmt.Errorf("utxostore.PrepareConnect %s: %d bytes after the last input's coin", c.hash, len(rest))
+		return nil, fmt.Errorf("utxostore.PrepareConnect %s: %d bytes after the last input's coin", c.hash, len(rest))
 	}
-	return nil
+	return spent, nil
 }
 
 // commit applies the validated block c to the UTXO set (by naming it when
