@@ -34,7 +34,10 @@
 // extends the tip, while it is being checked and stored; from the moment
 // it is decoded when the script cache covers all its transactions) are
 // validated speculatively on top of it, their view of the UTXO set
-// completed by the blocks ahead of them. A speculation that fails in any way is discarded and the block
+// completed by the blocks ahead of them. A block speculated on from the
+// moment it is decoded is also stored as soon as it passes sanity (its
+// bytes are then the block its hash names), while its header and
+// contextual checks run. A speculation that fails in any way is discarded and the block
 // validated again on the sequential path, which alone marks blocks
 // invalid. A connected block is marked valid and made the active tip in
 // one headers call (SetActiveTip with mark_valid), after the utxostore

@@ -170,6 +170,22 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	}
 
 	tr.mark("sanity")
+	// A block speculated on from the start (it extends the tip and its
+	// proof of work holds) is, having passed sanity, the block its hash
+	// names: it is stored while its header and contextual checks run.
+	// Should they fail, the block stays stored, unused, as a block that
+	// fails to connect does; its proof of work is what that costs.
+	var putDone chan error
+	if _, early := s.specs[hash]; early && !stored {
+		putDone = make(chan error, 1)
+		go func() { putDone <- s.store.Put(ctx, hash, raw) }()
+		defer func() {
+			if putDone != nil {
+				<-putDone
+			}
+		}()
+	}
+
 	// 3. The header.
 	var hdr bytes.Buffer
 	if err := block.MsgBlock().Header.Serialize(&hdr); err != nil {
@@ -245,8 +261,15 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	}
 
 	tr.mark("contextual")
-	// 5. Store it.
-	if !stored {
+	// 5. Store it (or wait until it is stored).
+	switch {
+	case putDone != nil:
+		err := <-putDone
+		putDone = nil
+		if err != nil {
+			return nil, false, err
+		}
+	case !stored:
 		if err := s.store.Put(ctx, hash, raw); err != nil {
 			return nil, false, err
 		}
