@@ -58,6 +58,18 @@ func (s *Store) Put(ctx context.Context, hash chainhash.Hash, block []byte) erro
 	return nil
 }
 
+// Delete removes the block stored under hash, if any. Only bytes found
+// not to be the block the hash names (a mutated copy, see package
+// mutation) are ever deleted, so that the real block can be stored.
+func (s *Store) Delete(ctx context.Context, hash chainhash.Hash) error {
+	s.cache.del(hash)
+	err := s.obs.Delete(ctx, hash.String())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete block %s: %w", hash, err)
+	}
+	return nil
+}
+
 // Get returns the block with hash, or ErrNotFound.
 // The slice must not be modified (it may be shared through the cache).
 func (s *Store) Get(ctx context.Context, hash chainhash.Hash) ([]byte, error) {

@@ -1,6 +1,7 @@
 package blockstore
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/btcsuite/btcd/chainhash/v2"
@@ -38,6 +39,20 @@ func (c *Cache) get(hash chainhash.Hash) ([]byte, bool) {
 	defer c.mu.Unlock()
 	b, ok := c.blocks[hash]
 	return b, ok
+}
+
+// del forgets the block under hash.
+func (c *Cache) del(hash chainhash.Hash) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.blocks[hash]; ok {
+		c.size -= len(b)
+		delete(c.blocks, hash)
+		c.order = slices.DeleteFunc(c.order, func(h chainhash.Hash) bool { return h == hash })
+	}
 }
 
 // put keeps block (which the cache owns from now on) under hash.

@@ -14,12 +14,11 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"github.com/btcmesh/btcmesh/internal/chain"
+	"github.com/btcmesh/btcmesh/internal/mutation"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
 const (
-	// unexpectedWitness is Core's name for witness data where none is allowed.
-	unexpectedWitness rules.Kind = "unexpected-witness"
 	// badBlockWeight is Core's name for an overweight block.
 	badBlockWeight rules.Kind = "bad-blk-weight"
 	// bip34ImpliesBIP30Limit is the first height at which a coinbase could
@@ -81,8 +80,10 @@ func hashTxs(txs []*btcutil.Tx) {
 // checkContextual runs the block checks that need the block's height and
 // parent but no UTXOs (Core's ContextualCheckBlock): BIP34 coinbase
 // height, transaction finality, witness commitment (or no witness before
-// segwit) and block weight. It returns a *rules.RuleError.
-func checkContextual(block *btcutil.Block, height int32, parentMTP int64, net chain.Network) error {
+// segwit; skipped when witnessChecked says the caller's
+// mutation.CheckWitness passed) and block weight. It returns a
+// *rules.RuleError; a witness failure is a mutation (mutation.Is).
+func checkContextual(block *btcutil.Block, height int32, parentMTP int64, net chain.Network, witnessChecked bool) error {
 	txs := block.Transactions()
 	if len(txs) == 0 {
 		return rules.New("bad-blk-length", "block has no transactions")
@@ -103,15 +104,9 @@ func checkContextual(block *btcutil.Block, height int32, parentMTP int64, net ch
 				tx.Hash(), height, tx.MsgTx().LockTime)
 		}
 	}
-	if net.SegwitActive(height) {
-		if err := blockchain.ValidateWitnessCommitment(block); err != nil {
-			return rules.FromBtcd(err)
-		}
-	} else {
-		for _, tx := range txs {
-			if tx.MsgTx().HasWitness() {
-				return rules.New(unexpectedWitness, "transaction %s has witness data before segwit", tx.Hash())
-			}
+	if !witnessChecked {
+		if err := mutation.CheckWitness(block, net.SegwitActive(height)); err != nil {
+			return err
 		}
 	}
 	if w := blockchain.GetBlockWeight(block); w > blockchain.MaxBlockWeight {

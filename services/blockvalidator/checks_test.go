@@ -99,10 +99,10 @@ func TestCheckContextual(t *testing.T) {
 	mtp := now.Add(-time.Hour).Unix()
 
 	good := makeBlock(now, coinbaseTx(t, 5, 50e8))
-	if err := checkContextual(good, 5, mtp, net); err != nil {
+	if err := checkContextual(good, 5, mtp, net, false); err != nil {
 		t.Fatalf("good block: %v", err)
 	}
-	if k := kindOf(t, checkContextual(good, 6, mtp, net)); k != "bad-cb-height" {
+	if k := kindOf(t, checkContextual(good, 6, mtp, net, false)); k != "bad-cb-height" {
 		t.Fatalf("wrong height: kind %q, want bad-cb-height", k)
 	}
 
@@ -110,7 +110,7 @@ func TestCheckContextual(t *testing.T) {
 	locked := spendTx(wire.OutPoint{Hash: chainhash.Hash{1}}, 1)
 	locked.LockTime = 10
 	locked.TxIn[0].Sequence = 0
-	if k := kindOf(t, checkContextual(makeBlock(now, coinbaseTx(t, 5, 50e8), locked), 5, mtp, net)); k != rules.NonFinal {
+	if k := kindOf(t, checkContextual(makeBlock(now, coinbaseTx(t, 5, 50e8), locked), 5, mtp, net, false)); k != rules.NonFinal {
 		t.Fatalf("height lock: kind %q, want %s", k, rules.NonFinal)
 	}
 
@@ -120,12 +120,12 @@ func TestCheckContextual(t *testing.T) {
 	timeLocked.LockTime = uint32(now.Add(-time.Minute).Unix())
 	timeLocked.TxIn[0].Sequence = 0
 	blk := makeBlock(now, coinbaseTx(t, 5, 50e8), timeLocked)
-	if k := kindOf(t, checkContextual(blk, 5, mtp, net)); k != rules.NonFinal {
+	if k := kindOf(t, checkContextual(blk, 5, mtp, net, false)); k != rules.NonFinal {
 		t.Fatalf("time lock with CSV: kind %q, want %s", k, rules.NonFinal)
 	}
 	preCSV := net
 	preCSV.CSVHeight, preCSV.SegwitHeight = 1000, 1000
-	if err := checkContextual(blk, 5, mtp, preCSV); err != nil {
+	if err := checkContextual(blk, 5, mtp, preCSV, false); err != nil {
 		t.Fatalf("time lock before CSV (block time cutoff): %v", err)
 	}
 
@@ -133,10 +133,10 @@ func TestCheckContextual(t *testing.T) {
 	wit := spendTx(wire.OutPoint{Hash: chainhash.Hash{3}}, 1)
 	wit.TxIn[0].Witness = wire.TxWitness{{1, 2, 3}}
 	wblk := makeBlock(now, coinbaseTx(t, 5, 50e8), wit)
-	if k := kindOf(t, checkContextual(wblk, 5, mtp, net)); k != "unexpected-witness" {
+	if k := kindOf(t, checkContextual(wblk, 5, mtp, net, false)); k != "unexpected-witness" {
 		t.Fatalf("witness without commitment: kind %q", k)
 	}
-	if k := kindOf(t, checkContextual(wblk, 5, mtp, preCSV)); k != "unexpected-witness" {
+	if k := kindOf(t, checkContextual(wblk, 5, mtp, preCSV, false)); k != "unexpected-witness" {
 		t.Fatalf("witness before segwit: kind %q", k)
 	}
 }

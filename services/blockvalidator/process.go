@@ -13,6 +13,7 @@ import (
 	blockvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/blockvalidator/v1"
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 
+	"github.com/btcmesh/btcmesh/internal/mutation"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -165,6 +166,12 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	// the header is fine.
 	if !sane {
 		if err := s.checkSanity(block); err != nil {
+			if stored && mutation.Is(asRuleError(err).Kind) {
+				// Not the block its hash names: drop the copy (see step 4).
+				if err := s.store.Delete(ctx, hash); err != nil {
+					return nil, false, err
+				}
+			}
 			return s.reject(resp, hash, err), found, nil
 		}
 	}
@@ -175,8 +182,15 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	// names: it is stored while its header and contextual checks run.
 	// Should they fail, the block stays stored, unused, as a block that
 	// fails to connect does; its proof of work is what that costs.
+	// Its witnesses are checked first (the header commits to them only
+	// through the coinbase): bytes kept under a hash must be the block
+	// the hash names (see package mutation). A block failing that is
+	// not stored here; the contextual checks reject it as mutated.
 	var putDone chan error
-	if _, early := s.specs[hash]; early && !stored {
+	witnessChecked, witnessHeight := false, int32(-1)
+	if sp, early := s.specs[hash]; early && !stored &&
+		mutation.CheckWitness(block, s.deps.Network.SegwitActive(sp.c.height)) == nil {
+		witnessChecked, witnessHeight = true, sp.c.height
 		putDone = make(chan error, 1)
 		go func() { putDone <- s.store.Put(ctx, hash, raw) }()
 		defer func() {
@@ -250,10 +264,23 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 		s.startSpec(ctx, c, tip, nil, map[int32]int64{height - 1: parent.GetMedianTimePast()})
 	}
 
-	// 4. Checks that need the height and parent but no UTXOs.
-	if err := checkContextual(block, height, parent.GetMedianTimePast(), s.deps.Network); err != nil {
+	// 4. Checks that need the height and parent but no UTXOs. A block
+	// whose witnesses are not those its hash commits to is rejected
+	// without marking the hash invalid, and a copy stored before is
+	// dropped, so that the real block can still arrive (Core's
+	// BLOCK_MUTATED).
+	err = checkContextual(block, height, parent.GetMedianTimePast(), s.deps.Network, witnessChecked && witnessHeight == height)
+	if err != nil {
 		s.dropSpec(hash)
 		re := asRuleError(err)
+		if mutation.Is(re.Kind) {
+			if stored {
+				if err := s.store.Delete(ctx, hash); err != nil {
+					return nil, false, err
+				}
+			}
+			return s.reject(resp, hash, re), true, nil
+		}
 		if err := s.setStatus(ctx, hash, headersv1.BlockStatus_BLOCK_STATUS_INVALID, string(re.Kind)); err != nil {
 			return nil, false, err
 		}

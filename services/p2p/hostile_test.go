@@ -6,6 +6,7 @@ package p2p
 // test/hostile_test.go.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"net"
@@ -79,6 +80,49 @@ func TestUnrequestedValidBlockAccepted(t *testing.T) {
 	if _, banned := n.banReason(t, "127.0.0.1/32"); banned {
 		t.Fatal("peer banned for a valid block")
 	}
+}
+
+// A block whose bytes are not those its header commits to (here, a
+// witness on a coinbase that commits to none: the same hash) bans its
+// sender and is not stored, so the real block, sent next, is.
+func TestMutatedBlockBansAndIsNotStored(t *testing.T) {
+	nc := testenv.NATS(t)
+	n := startNode(t, nc, t.TempDir())
+	real := chaincfg.RegressionNetParams.GenesisBlock
+	mutated := *real
+	cb := real.Transactions[0].Copy()
+	cb.TxIn[0].Witness = wire.TxWitness{make([]byte, 32)}
+	mutated.Transactions = []*wire.MsgTx{cb}
+	if mutated.BlockHash() != real.BlockHash() {
+		t.Fatal("the witness changed the block hash")
+	}
+
+	tp := dialPeer(t, n.p2pAddr, peer.MessageListeners{})
+	tp.waitHandshake(t)
+	tp.p.QueueMessageWithEncoding(&mutated, nil, wire.WitnessEncoding)
+	tp.waitDisconnect(t, "mutated block")
+	reason, ok := n.banReason(t, "127.0.0.1/32")
+	if !ok || !strings.Contains(reason, "mutated block") || !strings.Contains(reason, "unexpected-witness") {
+		t.Fatalf("ban %q %v", reason, ok)
+	}
+	if _, err := n.svc.store.Get(ctxT(t), real.BlockHash()); !errors.Is(err, blockstore.ErrNotFound) {
+		t.Fatalf("mutated block was stored (err %v)", err)
+	}
+
+	if _, err := n.client.ClearBanned(ctxT(t), &p2pv1.ClearBannedRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	honest := dialPeer(t, n.p2pAddr, peer.MessageListeners{})
+	honest.waitHandshake(t)
+	honest.p.QueueMessageWithEncoding(real, nil, wire.WitnessEncoding)
+	var want bytes.Buffer
+	if err := real.Serialize(&want); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "real block stored", func() bool {
+		got, err := n.svc.store.Get(ctxT(t), real.BlockHash())
+		return err == nil && bytes.Equal(got, want.Bytes())
+	})
 }
 
 // A peer announcing far more inventory than any honest node is banned.

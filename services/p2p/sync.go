@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 
@@ -13,6 +14,7 @@ import (
 	headersv1 "github.com/btcmesh/btcmesh/proto/btcmesh/headers/v1"
 
 	"github.com/btcmesh/btcmesh/internal/bus"
+	"github.com/btcmesh/btcmesh/internal/mutation"
 )
 
 // Misbehaviour points.
@@ -26,7 +28,10 @@ const (
 	pointsInvFlood = 100
 	// pointsEmptyVin: a transaction (alone or in a block) without
 	// inputs, invalid by consensus (bad-txns-vin-empty).
-	pointsEmptyVin        = 100
+	pointsEmptyVin = 100
+	// pointsMutatedBlock: a block whose transactions or witnesses are not
+	// those its header commits to (Core's IsBlockMutated).
+	pointsMutatedBlock    = 100
 	maxUnconnectingBefore = 10
 )
 
@@ -178,10 +183,16 @@ func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 	hash := msg.BlockHash()
 	ps.markKnown(hash)
 	s.syncMu.Lock()
-	_, asked := s.inflight[hash]
+	first, asked := s.inflight[hash]
 	s.syncMu.Unlock()
-	if !asked && !s.acceptUnrequested(ps, msg) {
-		return
+	var height int32 // the block's, from its request or its header
+	if asked {
+		height = first.height
+	} else {
+		var ok bool
+		if height, ok = s.acceptUnrequested(ps, msg); !ok {
+			return
+		}
 	}
 	s.syncMu.Lock()
 	req, requested := s.inflight[hash]
@@ -196,6 +207,15 @@ func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 
 	if hasEmptyVin(msg.Transactions...) {
 		s.misbehave(ps, pointsEmptyVin, "block with a transaction without inputs")
+		return
+	}
+	// Only the block its hash names goes into the block store (a
+	// mutated copy stored first would stand in for the real one): the
+	// sender of anything else is banned, and the block is asked for
+	// again elsewhere.
+	if err := mutation.Check(btcutil.NewBlock(msg), s.deps.Network.SegwitActive(height)); err != nil {
+		s.forgetReceived(hash)
+		s.misbehave(ps, pointsMutatedBlock, fmt.Sprintf("mutated block %s: %v", hash, err))
 		return
 	}
 	raw := buf
@@ -230,27 +250,31 @@ func (s *Service) onBlock(ps *peerState, msg *wire.MsgBlock, buf []byte) {
 // header chain. A peer sending one that is not is banned (Core punishes
 // invalid and missing-parent blocks alike) and the block is dropped
 // unstored, so unrequested junk never reaches the block store.
-func (s *Service) acceptUnrequested(ps *peerState, msg *wire.MsgBlock) bool {
+func (s *Service) acceptUnrequested(ps *peerState, msg *wire.MsgBlock) (height int32, ok bool) {
 	var buf bytes.Buffer
 	if err := msg.Header.Serialize(&buf); err != nil {
-		return false
+		return 0, false
 	}
 	ctx, cancel := s.rpcCtx()
 	resp, err := s.headers.SubmitHeaders(ctx, &headersv1.SubmitHeadersRequest{Headers: [][]byte{buf.Bytes()}})
 	cancel()
 	if err != nil {
 		s.log.Warn("submit header of unrequested block failed", "peer", ps.id(), "err", err)
-		return false
+		return 0, false
 	}
 	if rule := resp.GetRejectRule(); rule != "" {
 		s.misbehave(ps, pointsInvalidHeader, fmt.Sprintf("unrequested block with invalid header: %s %s", rule, resp.GetRejectDetail()))
-		return false
+		return 0, false
 	}
 	if resp.GetOrphan() {
 		s.misbehave(ps, pointsUnconnectingBlock, "unrequested block that does not connect")
-		return false
+		return 0, false
 	}
-	return true
+	if len(resp.GetResults()) == 0 {
+		s.log.Warn("headers answered an unrequested block's header without a result", "peer", ps.id())
+		return 0, false
+	}
+	return resp.GetResults()[0].GetHeight(), true
 }
 
 // hasEmptyVin reports a transaction without inputs. Such a transaction
