@@ -1,10 +1,6 @@
 package blockvalidator
 
 import (
-	"bytes"
-	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
@@ -26,56 +22,6 @@ const (
 	// enforced again from there (Core's BIP34_IMPLIES_BIP30_LIMIT).
 	bip34ImpliesBIP30Limit = 1983702
 )
-
-// decodeBlock parses a serialized block (with witnesses), refusing
-// trailing bytes and any encoding other than the canonical one (the wire
-// decoder already refuses non-minimal compact sizes and a witness flag
-// without witnesses; the size check catches whatever else re-serializes
-// differently, so the bytes stored are exactly those the hash and the
-// size and weight limits were computed from).
-func decodeBlock(raw []byte) (*btcutil.Block, error) {
-	var mb wire.MsgBlock
-	r := bytes.NewReader(raw)
-	if err := mb.Deserialize(r); err != nil {
-		return nil, err
-	}
-	if r.Len() != 0 {
-		return nil, fmt.Errorf("%d trailing bytes after the block", r.Len())
-	}
-	if n := mb.SerializeSize(); n != len(raw) {
-		return nil, fmt.Errorf("non-canonical block encoding: %d bytes, %d when re-serialized", len(raw), n)
-	}
-	block := btcutil.NewBlockFromBlockAndBytes(&mb, raw)
-	hashTxs(block.Transactions())
-	return block, nil
-}
-
-// hashTxs computes every transaction's txid and wtxid, which btcutil.Tx
-// caches, spread over the cores. Every later step needs them, and with
-// them computed the block's steps only read it, so they may run at the
-// same time (see Service.prepareSteps).
-func hashTxs(txs []*btcutil.Tx) {
-	hash := func(tx *btcutil.Tx) {
-		tx.HasWitness()
-		tx.Hash()
-		tx.WitnessHash()
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(txs)/128+1)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; k < len(txs); k += workers {
-				hash(txs[k])
-			}
-		}()
-	}
-	for k := 0; k < len(txs); k += workers {
-		hash(txs[k])
-	}
-	wg.Wait()
-}
 
 // checkContextual runs the block checks that need the block's height and
 // parent but no UTXOs (Core's ContextualCheckBlock): BIP34 coinbase

@@ -1,0 +1,245 @@
+package blockvalidator
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/wire/v2"
+)
+
+// decodeBlock parses a serialized block (with witnesses), refusing
+// trailing bytes and any encoding other than the canonical one (the wire
+// decoder already refuses non-minimal compact sizes and a witness flag
+// without witnesses; the size check catches whatever else re-serializes
+// differently, so the bytes stored are exactly those the hash and the
+// size and weight limits were computed from). It then computes every
+// transaction's txid and wtxid (see hashTxs).
+//
+// A large block's transactions are decoded on every core: txSpans finds
+// where each starts, and each is decoded by wire's own decoder from its
+// span, which it must consume exactly. A transaction decoded so is the
+// one a sequential decode reads at the same offset, so the result is the
+// same; whenever the spans are in doubt (anything the sequential decoder
+// might refuse, or read differently), the block is decoded sequentially
+// instead, and that decoder's verdict stands.
+func decodeBlock(raw []byte) (*btcutil.Block, error) {
+	mb, ok := decodeParallel(raw)
+	if !ok {
+		mb = &wire.MsgBlock{}
+		r := bytes.NewReader(raw)
+		if err := mb.Deserialize(r); err != nil {
+			return nil, err
+		}
+		if r.Len() != 0 {
+			return nil, fmt.Errorf("%d trailing bytes after the block", r.Len())
+		}
+	}
+	if n := mb.SerializeSize(); n != len(raw) {
+		return nil, fmt.Errorf("non-canonical block encoding: %d bytes, %d when re-serialized", len(raw), n)
+	}
+	block := btcutil.NewBlockFromBlockAndBytes(mb, raw)
+	hashTxs(block.Transactions())
+	return block, nil
+}
+
+// parallelDecodeMin is the fewest transactions a block needs for its
+// decoding to be spread over the cores.
+const parallelDecodeMin = 256
+
+// decodeParallel decodes raw's transactions on every core from the
+// spans txSpans finds; ok is false when it could not do so with
+// certainty (the caller then decodes sequentially).
+func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 || len(raw) < wire.MaxBlockHeaderPayload+1 {
+		return nil, false
+	}
+	mb := &wire.MsgBlock{}
+	if err := mb.Header.Deserialize(bytes.NewReader(raw[:wire.MaxBlockHeaderPayload])); err != nil {
+		return nil, false
+	}
+	body := raw[wire.MaxBlockHeaderPayload:]
+	n, size, ok := compactSize(body)
+	if !ok || n < parallelDecodeMin || n > uint64(len(body))/minTxBytes {
+		return nil, false
+	}
+	starts, ok := txSpans(body[size:], int(n))
+	if !ok {
+		return nil, false
+	}
+	body = body[size:]
+	txs := make([]wire.MsgTx, n)
+	failed := make([]bool, workers)
+	var wg sync.WaitGroup
+	per := (int(n) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, int(n))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := lo; k < hi; k++ {
+				span := body[starts[k]:starts[k+1]]
+				r := bytes.NewReader(span)
+				if txs[k].Deserialize(r) != nil || r.Len() != 0 {
+					failed[w] = true
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range failed {
+		if f {
+			return nil, false
+		}
+	}
+	mb.Transactions = make([]*wire.MsgTx, n)
+	for k := range txs {
+		mb.Transactions[k] = &txs[k]
+	}
+	return mb, true
+}
+
+// minTxBytes is the smallest a serialized transaction can be: version,
+// one input (outpoint, empty script, sequence), no output, lock time.
+const minTxBytes = 4 + 1 + 36 + 1 + 4 + 1 + 4
+
+// txSpans returns where each of n transactions serialized back to back in
+// b (witness encoding) starts, and len(b) last, reading only lengths; ok
+// is false unless the n transactions end exactly at b's end. It trusts
+// nothing it reads: a wrong span only makes a decode of it fail.
+func txSpans(b []byte, n int) ([]int, bool) {
+	starts := make([]int, 0, n+1)
+	off := 0
+	skip := func(k uint64) bool {
+		if k > uint64(len(b)-off) {
+			return false
+		}
+		off += int(k)
+		return true
+	}
+	count := func() (uint64, bool) {
+		v, size, ok := compactSize(b[off:])
+		if ok {
+			off += size
+		}
+		return v, ok
+	}
+	for range n {
+		starts = append(starts, off)
+		if !skip(4) { // version
+			return nil, false
+		}
+		witness := off+2 <= len(b) && b[off] == 0 && b[off+1] == 1
+		if witness {
+			off += 2
+		}
+		nIn, ok := count()
+		if !ok || nIn > uint64(len(b)-off)/41 {
+			return nil, false
+		}
+		for range nIn {
+			if !skip(36) {
+				return nil, false
+			}
+			l, ok := count()
+			if !ok || !skip(l) || !skip(4) {
+				return nil, false
+			}
+		}
+		nOut, ok := count()
+		if !ok || nOut > uint64(len(b)-off)/9 {
+			return nil, false
+		}
+		for range nOut {
+			if !skip(8) {
+				return nil, false
+			}
+			l, ok := count()
+			if !ok || !skip(l) {
+				return nil, false
+			}
+		}
+		if witness {
+			for range nIn {
+				items, ok := count()
+				if !ok || items > uint64(len(b)-off) {
+					return nil, false
+				}
+				for range items {
+					l, ok := count()
+					if !ok || !skip(l) {
+						return nil, false
+					}
+				}
+			}
+		}
+		if !skip(4) { // lock time
+			return nil, false
+		}
+	}
+	if off != len(b) {
+		return nil, false
+	}
+	return append(starts, off), true
+}
+
+// compactSize reads a Bitcoin compact size at the start of b: its value
+// and how many bytes it took (ok false when b is too short).
+func compactSize(b []byte) (v uint64, size int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch b[0] {
+	case 0xfd:
+		if len(b) < 3 {
+			return 0, 0, false
+		}
+		return uint64(binary.LittleEndian.Uint16(b[1:])), 3, true
+	case 0xfe:
+		if len(b) < 5 {
+			return 0, 0, false
+		}
+		return uint64(binary.LittleEndian.Uint32(b[1:])), 5, true
+	case 0xff:
+		if len(b) < 9 {
+			return 0, 0, false
+		}
+		return binary.LittleEndian.Uint64(b[1:]), 9, true
+	}
+	return uint64(b[0]), 1, true
+}
+
+// hashTxs computes every transaction's txid and wtxid, which btcutil.Tx
+// caches, spread over the cores. Every later step needs them, and with
+// them computed the block's steps only read it, so they may run at the
+// same time (see Service.prepareSteps).
+func hashTxs(txs []*btcutil.Tx) {
+	hash := func(tx *btcutil.Tx) {
+		tx.HasWitness()
+		tx.Hash()
+		tx.WitnessHash()
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(txs)/128+1)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(txs); k += workers {
+				hash(txs[k])
+			}
+		}()
+	}
+	for k := 0; k < len(txs); k += workers {
+		hash(txs[k])
+	}
+	wg.Wait()
+}
