@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 
@@ -72,8 +73,10 @@ func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
 		return nil, false
 	}
 	body = body[size:]
-	txs := make([]wire.MsgTx, n)
-	failed := make([]bool, workers)
+	// Each core decodes a run of transactions as wire decodes a block's
+	// (one borrowing of its buffers per run, not per transaction): its
+	// spans read behind a made-up header and count.
+	parts := make([][]*wire.MsgTx, workers)
 	var wg sync.WaitGroup
 	per := (int(n) + workers - 1) / workers
 	for w := range workers {
@@ -84,25 +87,26 @@ func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := lo; k < hi; k++ {
-				span := body[starts[k]:starts[k+1]]
-				r := bytes.NewReader(span)
-				if txs[k].Deserialize(r) != nil || r.Len() != 0 {
-					failed[w] = true
-					return
-				}
+			prefix := bytes.NewBuffer(make([]byte, wire.MaxBlockHeaderPayload, wire.MaxBlockHeaderPayload+9))
+			if wire.WriteVarInt(prefix, 0, uint64(hi-lo)) != nil {
+				return
 			}
+			run := bytes.NewReader(body[starts[lo]:starts[hi]])
+			var part wire.MsgBlock
+			if part.Deserialize(io.MultiReader(prefix, run)) != nil || run.Len() != 0 {
+				return
+			}
+			parts[w] = part.Transactions
 		}()
 	}
 	wg.Wait()
-	for _, f := range failed {
-		if f {
+	mb.Transactions = make([]*wire.MsgTx, 0, n)
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, int(n))
+		if lo < hi && len(parts[w]) != hi-lo {
 			return nil, false
 		}
-	}
-	mb.Transactions = make([]*wire.MsgTx, n)
-	for k := range txs {
-		mb.Transactions[k] = &txs[k]
+		mb.Transactions = append(mb.Transactions, parts[w]...)
 	}
 	return mb, true
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 )
@@ -13,7 +14,7 @@ import (
 // bigBlock serializes a block of n transactions, every third without a
 // witness, with scripts and witnesses of varied lengths (some long
 // enough for three-byte compact sizes).
-func bigBlock(t *testing.T, n int) []byte {
+func bigBlock(t testing.TB, n int) []byte {
 	t.Helper()
 	mb := &wire.MsgBlock{Header: wire.BlockHeader{Version: 4, Nonce: 7}}
 	cb := wire.NewMsgTx(1)
@@ -109,4 +110,27 @@ func TestDecodeParallelMatchesWire(t *testing.T) {
 		}
 		same(fmt.Sprintf("damage %d at %d", i, at), b)
 	}
+}
+
+// BenchmarkDecodeBlock decodes and hashes a 1,000-transaction block: on
+// every core (decodeBlock) and with wire's sequential decoder.
+func BenchmarkDecodeBlock(b *testing.B) {
+	raw := bigBlock(b, 1000)
+	b.SetBytes(int64(len(raw)))
+	b.Run("parallel", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decodeBlock(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sequential", func(b *testing.B) {
+		for b.Loop() {
+			mb, err := decodeSequential(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hashTxs(btcutil.NewBlock(mb).Transactions())
+		}
+	})
 }
