@@ -35,11 +35,18 @@
 // it is decoded when the script cache covers all its transactions) are
 // validated speculatively on top of it, their view of the UTXO set
 // completed by the blocks ahead of them. A block speculated on from the
-// moment it is decoded is also stored as soon as it passes sanity (its
-// bytes are then the block its hash names), while its header and
-// contextual checks run. A speculation that fails in any way is discarded and the block
-// validated again on the sequential path, which alone marks blocks
-// invalid. A connected block is marked valid and made the active tip in
+// moment it is decoded is also stored as soon as it passes sanity and its
+// witnesses match the coinbase's commitment (its bytes are then the block
+// its hash names: see internal/mutation), while its header and
+// contextual checks run. A speculation that fails in any way is discarded
+// and the block validated again on the sequential path, which alone marks
+// blocks invalid. A block rejected for a mutation (merkle root, duplicated
+// transactions, witnesses its header does not commit to) never marks its
+// hash invalid, and a copy of it found in the block store is deleted, so
+// the real block can still come (Core's BLOCK_MUTATED).
+//
+// A large block's transactions are decoded and hashed on every core
+// (decodeBlock), with wire's own decoder as the authority. A connected block is marked valid and made the active tip in
 // one headers call (SetActiveTip with mark_valid), after the utxostore
 // commit, whose tip stays the truth.
 //

@@ -15,7 +15,10 @@
 // (relay transactions, answer getdata from a small cache).
 //
 // It publishes block.received (JetStream, after the block's bytes are in
-// the block store; the blockvalidator consumes it) and tx.received (core
+// the block store; the blockvalidator consumes it; only bytes that are
+// the block their hash names are stored: a peer sending a mutated block,
+// one whose transactions or witnesses its header does not commit to, is
+// banned and the block asked of another peer) and tx.received (core
 // NATS; the miner's mempool consumes it).
 //
 // Protocol: version/verack advertising NODE_NETWORK, NODE_WITNESS,
