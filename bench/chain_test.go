@@ -15,6 +15,8 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/mutation"
 )
 
 // key is one P2WPKH key of the generated chain.
@@ -93,11 +95,7 @@ func (g *gen) block(t testing.TB, fees int64, txs ...*wire.MsgTx) *wire.MsgBlock
 	if witness {
 		var nonce [32]byte
 		cb.TxIn[0].Witness = wire.TxWitness{nonce[:]}
-		root := blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), true)
-		var buf [64]byte
-		copy(buf[:32], root[:])
-		c := chainhash.DoubleHashH(buf[:])
-		cb.AddTxOut(&wire.TxOut{PkScript: append(append([]byte{txscript.OP_RETURN, 0x24}, blockchain.WitnessMagicBytes[2:]...), c[:]...)})
+		cb.AddTxOut(&wire.TxOut{PkScript: mutation.CommitmentScript(btcutil.NewBlock(mb).Transactions(), nonce[:])})
 	}
 	mb.Header.MerkleRoot = blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), false)
 	target := blockchain.CompactToBig(g.params.PowLimitBits)

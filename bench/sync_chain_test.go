@@ -20,6 +20,8 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/mutation"
 )
 
 // syncChainCfg shapes the chain of the sync row: syncMature blocks of
@@ -221,12 +223,7 @@ func genSyncChain(t testing.TB, cfg syncChainCfg) *syncChain {
 		if len(bodies[i]) > 0 {
 			var nonce [32]byte
 			cb.TxIn[0].Witness = wire.TxWitness{nonce[:]}
-			root := blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), true)
-			var buf [64]byte
-			copy(buf[:32], root[:])
-			commit := chainhash.DoubleHashH(buf[:])
-			cb.AddTxOut(&wire.TxOut{PkScript: append(append([]byte{txscript.OP_RETURN, 0x24},
-				blockchain.WitnessMagicBytes[2:]...), commit[:]...)})
+			cb.AddTxOut(&wire.TxOut{PkScript: mutation.CommitmentScript(btcutil.NewBlock(mb).Transactions(), nonce[:])})
 		}
 		mb.Header.MerkleRoot = blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), false)
 		c.blocks = append(c.blocks, mb)

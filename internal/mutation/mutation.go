@@ -84,3 +84,15 @@ func CheckWitness(block *btcutil.Block, segwitActive bool) error {
 	}
 	return nil
 }
+
+// CommitmentScript returns the coinbase output script that commits to the
+// witnesses of txs (the block's transactions, coinbase first) with nonce,
+// the coinbase's witness: OP_RETURN, a 36-byte push of aa21a9ed and
+// double-SHA256(witness merkle root || nonce) (BIP141). The coinbase's
+// wtxid counts as zero, so the coinbase in txs may lack this output yet.
+func CommitmentScript(txs []*btcutil.Tx, nonce []byte) []byte {
+	root := blockchain.CalcMerkleRoot(txs, true)
+	preimage := append(root[:], nonce...)
+	commitment := chainhash.DoubleHashB(preimage)
+	return append(append(make([]byte, 0, blockchain.CoinbaseWitnessPkScriptLength), blockchain.WitnessMagicBytes...), commitment...)
+}

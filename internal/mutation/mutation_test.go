@@ -30,11 +30,7 @@ func segwitBlock() *wire.MsgBlock {
 		tx.AddTxOut(&wire.TxOut{Value: 1, PkScript: []byte{txscript.OP_TRUE}})
 		mb.AddTransaction(tx)
 	}
-	root := blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), true)
-	var buf [64]byte
-	copy(buf[:32], root[:])
-	c := chainhash.DoubleHashH(buf[:])
-	cb.AddTxOut(&wire.TxOut{PkScript: append(append([]byte{txscript.OP_RETURN, 0x24}, blockchain.WitnessMagicBytes[2:]...), c[:]...)})
+	cb.AddTxOut(&wire.TxOut{PkScript: CommitmentScript(btcutil.NewBlock(mb).Transactions(), cb.TxIn[0].Witness[0])})
 	mb.Header.MerkleRoot = blockchain.CalcMerkleRoot(btcutil.NewBlock(mb).Transactions(), false)
 	return mb
 }

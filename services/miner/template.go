@@ -11,6 +11,8 @@ import (
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/mutation"
 )
 
 // blockVersion signals BIP9 version bits with no deployment set.
@@ -77,14 +79,8 @@ func setWitnessCommitment(block *wire.MsgBlock) {
 	for i, tx := range block.Transactions {
 		txs[i] = btcutil.NewTx(tx)
 	}
-	store := blockchain.BuildMerkleTreeStore(txs, true)
-	root := store[len(store)-1]
 	cb := block.Transactions[0]
-	var preimage [2 * chainhash.HashSize]byte
-	copy(preimage[:], root[:])
-	copy(preimage[chainhash.HashSize:], cb.TxIn[0].Witness[0])
-	commitment := chainhash.DoubleHashB(preimage[:])
-	cb.TxOut[len(cb.TxOut)-1].PkScript = witnessCommitmentScript(commitment)
+	cb.TxOut[len(cb.TxOut)-1].PkScript = mutation.CommitmentScript(txs, cb.TxIn[0].Witness[0])
 }
 
 // setExtraNonce rewrites the coinbase's extranonce and the header's merkle
