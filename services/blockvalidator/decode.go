@@ -56,7 +56,9 @@ const parallelDecodeMin = 256
 // certainty (the caller then decodes sequentially).
 func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
 	workers := runtime.GOMAXPROCS(0)
-	if workers < 2 || len(raw) < wire.MaxBlockHeaderPayload+1 {
+	// Past wire's block size the sequential decoder has limits of its
+	// own (its transaction count bound): let it speak.
+	if workers < 2 || len(raw) < wire.MaxBlockHeaderPayload+1 || len(raw) > wire.MaxBlockPayload {
 		return nil, false
 	}
 	mb := &wire.MsgBlock{}
