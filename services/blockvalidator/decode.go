@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/btcsuite/btcd/btcutil/v2"
@@ -30,13 +31,9 @@ import (
 func decodeBlock(raw []byte) (*btcutil.Block, error) {
 	mb, ok := decodeParallel(raw)
 	if !ok {
-		mb = &wire.MsgBlock{}
-		r := bytes.NewReader(raw)
-		if err := mb.Deserialize(r); err != nil {
+		var err error
+		if mb, err = decodeSequential(raw); err != nil {
 			return nil, err
-		}
-		if r.Len() != 0 {
-			return nil, fmt.Errorf("%d trailing bytes after the block", r.Len())
 		}
 	}
 	if n := mb.SerializeSize(); n != len(raw) {
@@ -45,6 +42,20 @@ func decodeBlock(raw []byte) (*btcutil.Block, error) {
 	block := btcutil.NewBlockFromBlockAndBytes(mb, raw)
 	hashTxs(block.Transactions())
 	return block, nil
+}
+
+// decodeSequential decodes raw with wire's block decoder, refusing
+// trailing bytes.
+func decodeSequential(raw []byte) (*wire.MsgBlock, error) {
+	var mb wire.MsgBlock
+	r := bytes.NewReader(raw)
+	if err := mb.Deserialize(r); err != nil {
+		return nil, err
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after the block", r.Len())
+	}
+	return &mb, nil
 }
 
 // parallelDecodeMin is the fewest transactions a block needs for its
@@ -102,15 +113,9 @@ func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
 		}()
 	}
 	wg.Wait()
-	mb.Transactions = make([]*wire.MsgTx, 0, n)
-	for w := range workers {
-		lo, hi := w*per, min((w+1)*per, int(n))
-		if lo < hi && len(parts[w]) != hi-lo {
-			return nil, false
-		}
-		mb.Transactions = append(mb.Transactions, parts[w]...)
-	}
-	return mb, true
+	// A run that failed left its part empty.
+	mb.Transactions = slices.Concat(parts...)
+	return mb, len(mb.Transactions) == int(n)
 }
 
 // minTxBytes is the smallest a serialized transaction can be: version,

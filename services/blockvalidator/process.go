@@ -166,9 +166,8 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	// the header is fine.
 	if !sane {
 		if err := s.checkSanity(block); err != nil {
-			if stored && mutation.Is(asRuleError(err).Kind) {
-				// Not the block its hash names: drop the copy (see step 4).
-				if err := s.store.Delete(ctx, hash); err != nil {
+			if mutation.Is(asRuleError(err).Kind) {
+				if err := s.dropMutated(ctx, hash, stored); err != nil {
 					return nil, false, err
 				}
 			}
@@ -274,10 +273,8 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 		s.dropSpec(hash)
 		re := asRuleError(err)
 		if mutation.Is(re.Kind) {
-			if stored {
-				if err := s.store.Delete(ctx, hash); err != nil {
-					return nil, false, err
-				}
+			if err := s.dropMutated(ctx, hash, stored); err != nil {
+				return nil, false, err
 			}
 			return s.reject(resp, hash, re), true, nil
 		}
@@ -310,6 +307,16 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 
 	tr.mark("store")
 	return nil, true, nil
+}
+
+// dropMutated deletes the copy of the block hash from the block store
+// when stored says one was there: it failed a mutation rule, so it is not
+// the block its hash names, and the real block must find the name free.
+func (s *Service) dropMutated(ctx context.Context, hash chainhash.Hash, stored bool) error {
+	if !stored {
+		return nil
+	}
+	return s.store.Delete(ctx, hash)
 }
 
 // mempoolValidated reports whether block, at height, may be speculated
