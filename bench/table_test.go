@@ -40,7 +40,7 @@ func envInt(t testing.TB, name string, def int) int {
 // compares runs made side by side in this process; nothing is asserted
 // about time. BTCMESH_BENCH_ROUNDS sets the blocks per row (10), and
 // BTCMESH_BENCH_PROFILE=DIR saves a CPU profile of each of btcmesh's
-// mempool-validated submissions there.
+// timed cold and mempool-validated submissions there.
 func TestConsensusTable(t *testing.T) {
 	if os.Getenv("BTCMESH_BENCH") == "" {
 		t.Skip("set BTCMESH_BENCH=1 to print the validation table (make bench)")
@@ -132,7 +132,9 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		if !meshFirst {
 			cold.ref += timed(func() { bc.process(t, b.block) })
 		}
+		stop := profileSubmission(t, "row1-split", i)
 		cold.mesh += timed(func() { m.submit(t, b.raw) })
+		stop()
 		if meshFirst {
 			cold.ref += timed(func() { bc.process(t, b.block) })
 		}
@@ -148,14 +150,14 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		steps := []func(){
 			func() { warm.ref += timed(func() { bc.process(t, b.block) }) },
 			func() {
-				stop := profileRow3(t, "split", i)
+				stop := profileSubmission(t, "row3-split", i)
 				d := timed(func() { m.submit(t, b.raw) })
 				stop()
 				warm.mesh += d
 				warmEach = append(warmEach, d)
 			},
 			func() {
-				stop := profileRow3(t, "node", i)
+				stop := profileSubmission(t, "row3-node", i)
 				d := timed(func() { node.submit(t, b.raw) })
 				stop()
 				warmNode += d
@@ -252,15 +254,15 @@ func timed(f func()) time.Duration {
 	return time.Since(start)
 }
 
-// profileRow3 starts a CPU profile of one mempool-validated submission
-// when BTCMESH_BENCH_PROFILE names a directory (row3-<shape>-<round>.pprof
-// there; merge them with go tool pprof); it returns what stops it.
-func profileRow3(t testing.TB, shape string, round int) func() {
+// profileSubmission starts a CPU profile of one timed submission when
+// BTCMESH_BENCH_PROFILE names a directory (<row>-<round>.pprof there;
+// merge them with go tool pprof); it returns what stops it.
+func profileSubmission(t testing.TB, row string, round int) func() {
 	dir := os.Getenv("BTCMESH_BENCH_PROFILE")
 	if dir == "" {
 		return func() {}
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("row3-%s-%d.pprof", shape, round)))
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", row, round)))
 	if err != nil {
 		t.Fatalf("BTCMESH_BENCH_PROFILE: %v", err)
 	}

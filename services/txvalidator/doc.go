@@ -6,7 +6,9 @@
 // (the client side is internal/scriptpool). Both paths run the same code:
 // decoding, context-free sanity, finality, BIP68 sequence locks, amounts,
 // fees and coinbase maturity, sigop cost, weight, optional standard policy
-// and, in parallel over a fixed number of workers, every input script.
+// and, in parallel over a fixed number of workers, every input script
+// (single-key ECDSA signatures first with libsecp256k1, which settles a
+// standard P2WPKH input without the script engine; see preverify.go).
 //
 // It keeps no durable state: one signature cache per process and, per
 // transaction, one set of precomputed sighash midstates shared by all its

@@ -11,6 +11,7 @@ type metrics struct {
 	jobs           *prometheus.CounterVec
 	inputsVerified prometheus.Counter
 	preverified    prometheus.Counter
+	inputsSettled  prometheus.Counter
 	rejected       *prometheus.CounterVec
 	batchSeconds   *prometheus.HistogramVec
 }
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "btcmesh_txvalidator_sigs_preverified_total",
 			Help: "ECDSA signatures verified with libsecp256k1 ahead of the script engine (0 in a build without cgo).",
 		}),
+		inputsSettled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "btcmesh_txvalidator_inputs_settled_total",
+			Help: "P2WPKH inputs whose every script rule was checked ahead of the engine (signature with libsecp256k1, key hash, encodings), so the engine did not run.",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "btcmesh_txvalidator_rejected_total",
 			Help: "Transactions rejected, by rule.",
@@ -42,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.inputsVerified, m.preverified, m.rejected, m.batchSeconds} {
+	for _, c := range []prometheus.Collector{m.jobs, m.inputsVerified, m.preverified, m.inputsSettled, m.rejected, m.batchSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register txvalidator metrics: %w", err)
 		}

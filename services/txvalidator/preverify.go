@@ -1,8 +1,13 @@
 package txvalidator
 
 import (
+	"bytes"
+	"crypto/sha256"
+
+	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
+	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // OP_HASH160 is RIPEMD-160 by consensus
 
 	"github.com/btcmesh/btcmesh/internal/libsecp"
 )
@@ -17,27 +22,33 @@ const maxLegacyPreverifySize = 50_000
 // is a single-key ECDSA spend (P2WPKH, P2SH-wrapped P2WPKH or P2PKH) and
 // records a valid one in the job's signature cache, where txscript's
 // engine then finds it instead of verifying it again with btcd's slower
-// pure-Go code.
+// pure-Go code. A signature the cache already holds is not verified
+// again.
 //
-// Nothing here decides validity: the engine still runs every script rule
-// (encodings, witness shape, key hash, flags) and looks the signature up
-// by the sighash it computes itself. An entry is only added for a
-// signature that verifies, so it is the entry the engine would have added
-// after its own verification; a sighash computed here for the wrong
-// script code is an entry the engine never asks for.
-func (e *engine) preverify(j *job, i int) {
+// It reports whether the input is settled: a native P2WPKH spend whose
+// signature verified and which meets every rule the engine could apply
+// to it under flags (see settlesP2WPKH), so that running the engine
+// could only answer valid. Any other input is left to the engine, which
+// runs every script rule and looks the signature up by the sighash it
+// computes itself. An entry is only added for a signature that verifies,
+// so it is the entry the engine would have added after its own
+// verification; a sighash computed here for the wrong script code is an
+// entry the engine never asks for.
+func (e *engine) preverify(j *job, i int, flags txscript.ScriptFlags) (settled bool) {
 	if !libsecp.Linked || j.sigCache == nil {
-		return
+		return false
 	}
 	out := j.prevouts[i].GetOutput()
 	pkScript := out.GetPkScript()
 	in := j.tx.TxIn[i]
 	var sig, pub, hash []byte
 	var err error
+	native := false
 	switch {
 	case isP2WPKH(pkScript) && len(in.SignatureScript) == 0 && len(in.Witness) == 2:
 		sig, pub = in.Witness[0], in.Witness[1]
 		hash, err = witnessSigHash(j, i, pkScript, sig, out.GetValue())
+		native = true
 	case isP2SH(pkScript) && len(in.SignatureScript) == 23 && in.SignatureScript[0] == 22 &&
 		isP2WPKH(in.SignatureScript[1:]) && len(in.Witness) == 2:
 		sig, pub = in.Witness[0], in.Witness[1]
@@ -45,24 +56,74 @@ func (e *engine) preverify(j *job, i int) {
 	case isP2PKH(pkScript) && len(in.Witness) == 0 && j.tx.SerializeSizeStripped() <= maxLegacyPreverifySize:
 		pushes, perr := txscript.PushedData(in.SignatureScript)
 		if perr != nil || len(pushes) != 2 || len(pushes[0]) == 0 {
-			return
+			return false
 		}
 		sig, pub = pushes[0], pushes[1]
 		hash, err = txscript.CalcSignatureHash(pkScript, txscript.SigHashType(sig[len(sig)-1]), j.tx, i)
 	default:
-		return
+		return false
 	}
 	if err != nil || len(sig) == 0 {
-		return
+		return false
 	}
 	der := sig[:len(sig)-1]
-	if !libsecp.VerifyECDSA(pub, der, hash) {
-		return
-	}
 	var key chainhash.Hash
 	copy(key[:], hash)
-	j.sigCache.Add(key, der, pub)
-	e.m.preverified.Inc()
+	if !j.sigCache.Exists(key, der, pub) {
+		if !libsecp.VerifyECDSA(pub, der, hash) {
+			return false
+		}
+		j.sigCache.Add(key, der, pub)
+		e.m.preverified.Inc()
+	}
+	if native && settlesP2WPKH(flags, pkScript[2:], sig, pub) {
+		e.m.inputsSettled.Inc()
+		return true
+	}
+	return false
+}
+
+// witnessFlags are the flags under which an OP_0 <20 bytes> output is a
+// P2WPKH program (Core asserts P2SH wherever witness is set; btcd's
+// engine refuses witness without it).
+const witnessFlags = txscript.ScriptVerifyWitness | txscript.ScriptBip16
+
+// settlesP2WPKH reports whether a native P2WPKH input with witness [sig,
+// pub], whose signature has verified over the BIP143 sighash of sig's
+// hash type, is valid under flags and under any stricter set: the
+// program is a witness program (flags hold witnessFlags), the key is
+// compressed (WITNESS_PUBKEYTYPE, STRICTENC) and hashes to program
+// (OP_EQUALVERIFY), the hash type is defined (STRICTENC), the signature
+// is strict DER (DERSIG, BIP66) with a low s (LOW_S). The engine's
+// script for the program is then DUP HASH160 <program> EQUALVERIFY
+// CHECKSIG on a stack of those two items, which leaves exactly one true.
+func settlesP2WPKH(flags txscript.ScriptFlags, program, sig, pub []byte) bool {
+	if flags&witnessFlags != witnessFlags {
+		return false
+	}
+	if len(pub) != 33 || (pub[0] != 0x02 && pub[0] != 0x03) {
+		return false
+	}
+	hashType := txscript.SigHashType(sig[len(sig)-1]) &^ txscript.SigHashAnyOneCanPay
+	if hashType < txscript.SigHashAll || hashType > txscript.SigHashSingle {
+		return false
+	}
+	parsed, err := ecdsa.ParseDERSignature(sig[:len(sig)-1])
+	if err != nil {
+		return false
+	}
+	if s := parsed.S(); s.IsOverHalfOrder() {
+		return false
+	}
+	return bytes.Equal(hash160(pub), program)
+}
+
+// hash160 is OP_HASH160: RIPEMD-160 of SHA-256.
+func hash160(b []byte) []byte {
+	h := sha256.Sum256(b)
+	r := ripemd160.New()
+	r.Write(h[:])
+	return r.Sum(nil)
 }
 
 // witnessSigHash is the BIP143 sighash of input i spending the P2WPKH

@@ -109,38 +109,34 @@ func (e *engine) validate(ctx context.Context, req *txvalidatorv1.ValidateReques
 	if err != nil {
 		return nil, err
 	}
-	jobs := req.GetJobs()
-	results := make([]*txvalidatorv1.TxResult, len(jobs))
-	argErrs := make([]error, len(jobs))
-
-	var wg sync.WaitGroup
-	for i, pj := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !e.acquire(ctx) {
-				return
-			}
-			j, res, aerr := e.prepare(pj, b)
-			e.release()
-			if aerr != nil {
-				argErrs[i] = fmt.Errorf("job %d: %w", i, aerr)
-				return
-			}
-			if j != nil {
-				e.runScripts(ctx, j, b)
-				res = j.res
-			}
-			results[i] = res
-		}()
-	}
-	wg.Wait()
+	pjs := req.GetJobs()
+	results := make([]*txvalidatorv1.TxResult, len(pjs))
+	argErrs := make([]error, len(pjs))
+	jobs := make([]*job, len(pjs))
+	e.fanOut(ctx, len(pjs), func(i int) {
+		j, res, aerr := e.prepare(pjs[i], b)
+		if aerr != nil {
+			argErrs[i] = fmt.Errorf("job %d: %w", i, aerr)
+			return
+		}
+		jobs[i], results[i] = j, res
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for _, aerr := range argErrs {
 		if aerr != nil {
 			return nil, aerr
+		}
+	}
+	chunks := e.chunks(jobs)
+	e.fanOut(ctx, len(chunks), func(i int) { e.runScripts(ctx, chunks[i], b) })
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, j := range jobs {
+		if j != nil {
+			results[i] = j.finish()
 		}
 	}
 	modeName := b.mode.String()
@@ -152,6 +148,31 @@ func (e *engine) validate(ctx context.Context, req *txvalidatorv1.ValidateReques
 	}
 	e.m.batchSeconds.WithLabelValues(transport).Observe(time.Since(began).Seconds())
 	return &txvalidatorv1.ValidateResponse{Results: results}, nil
+}
+
+// fanOut runs f(0), …, f(n-1) on up to Workers goroutines of its own,
+// each holding one of the engine's process-wide slots while it runs an
+// item; it returns when all have run or ctx is done. Long-lived loops
+// rather than a goroutine per item: an item's stack grows once per
+// loop, not once per item.
+func (e *engine) fanOut(ctx context.Context, n int, f func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(e.workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || !e.acquire(ctx) {
+					return
+				}
+				f(i)
+				e.release()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (e *engine) acquire(ctx context.Context) bool {
@@ -307,45 +328,63 @@ func (e *engine) checkFull(utx *btcutil.Tx, spent []txcheck.Prevout, b *batch, r
 	return nil
 }
 
-// chunkSize splits n inputs so that every worker gets several pieces.
-func (e *engine) chunkSize(n int) int {
-	parts := e.workers * 4
-	return max(1, (n+parts-1)/parts)
+// chunk is a run of one job's inputs whose scripts one goroutine checks.
+type chunk struct {
+	j      *job
+	lo, hi int
 }
 
-// runScripts verifies j's input range in chunks over the worker slots and
-// records the lowest failing input.
-func (e *engine) runScripts(ctx context.Context, j *job, b *batch) {
-	size := e.chunkSize(j.end - j.start)
-	var wg sync.WaitGroup
-	for lo := j.start; lo < j.end; lo += size {
-		hi := min(lo+size, j.end)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !e.acquire(ctx) {
-				return
-			}
-			defer e.release()
-			for i := lo; i < hi; i++ {
-				if int64(i) > j.minFail.Load() || ctx.Err() != nil {
-					return
-				}
-				e.preverify(j, i)
-				if err := e.verifyInput(j, i, b); err != nil {
-					j.fail(i, err)
-					return
-				}
-			}
-		}()
+// chunks splits the jobs' input ranges so that every worker gets several
+// pieces: a batch of many small transactions becomes a chunk per
+// transaction, one large transaction several chunks.
+func (e *engine) chunks(jobs []*job) []chunk {
+	total := 0
+	for _, j := range jobs {
+		if j != nil {
+			total += j.end - j.start
+		}
 	}
-	wg.Wait()
+	parts := e.workers * 4
+	size := max(1, (total+parts-1)/parts)
+	var cs []chunk
+	for _, j := range jobs {
+		if j == nil {
+			continue
+		}
+		for lo := j.start; lo < j.end; lo += size {
+			cs = append(cs, chunk{j: j, lo: lo, hi: min(lo+size, j.end)})
+		}
+	}
+	return cs
+}
+
+// runScripts verifies c's inputs in order and records the job's lowest
+// failing input; it stops at a failure, and skips inputs above one
+// another chunk found.
+func (e *engine) runScripts(ctx context.Context, c chunk, b *batch) {
+	j := c.j
+	for i := c.lo; i < c.hi; i++ {
+		if int64(i) > j.minFail.Load() || ctx.Err() != nil {
+			return
+		}
+		if e.preverify(j, i, b.flags) {
+			continue
+		}
+		if err := e.verifyInput(j, i, b); err != nil {
+			j.fail(i, err)
+			return
+		}
+	}
+}
+
+// finish fills the job's result once all its chunks ran.
+func (j *job) finish() *txvalidatorv1.TxResult {
 	if f := j.minFail.Load(); f != math.MaxInt64 {
 		j.res.FailedInput = int32(f)
-		reject(j.res, j.failErr)
-		return
+		return reject(j.res, j.failErr)
 	}
 	j.res.Valid = true
+	return j.res
 }
 
 func (j *job) fail(i int, err error) {

@@ -464,12 +464,60 @@ func TestDustThreshold(t *testing.T) {
 	}
 }
 
-func TestChunkSize(t *testing.T) {
-	e := &engine{workers: 16}
-	if got := e.chunkSize(3000); (3000+got-1)/got < 16 {
-		t.Errorf("3000 inputs in chunks of %d use fewer than 16 workers", got)
+// TestChunks checks how a batch's inputs are split among workers: a
+// large transaction over every worker, each of many small ones whole,
+// every input of every job's range exactly once.
+func TestChunks(t *testing.T) {
+	cover := func(t *testing.T, jobs []*job, cs []chunk) {
+		t.Helper()
+		seen := map[*job][]bool{}
+		for _, j := range jobs {
+			if j != nil {
+				seen[j] = make([]bool, j.end)
+			}
+		}
+		for _, c := range cs {
+			if c.lo < c.j.start || c.hi > c.j.end || c.lo >= c.hi {
+				t.Fatalf("chunk [%d,%d) outside its job's [%d,%d)", c.lo, c.hi, c.j.start, c.j.end)
+			}
+			for i := c.lo; i < c.hi; i++ {
+				if seen[c.j][i] {
+					t.Fatalf("input %d in two chunks", i)
+				}
+				seen[c.j][i] = true
+			}
+		}
+		for j, s := range seen {
+			for i := j.start; i < j.end; i++ {
+				if !s[i] {
+					t.Fatalf("input %d of [%d,%d) in no chunk", i, j.start, j.end)
+				}
+			}
+		}
 	}
-	if got := e.chunkSize(1); got != 1 {
-		t.Errorf("chunkSize(1) = %d", got)
+
+	big := []*job{{start: 0, end: 3000}}
+	cs := (&engine{workers: 16}).chunks(big)
+	if len(cs) < 16 {
+		t.Errorf("3000 inputs in %d chunks: fewer than 16 workers' worth", len(cs))
+	}
+	cover(t, big, cs)
+
+	var small []*job
+	for i := range 1000 {
+		if i%100 == 7 {
+			small = append(small, nil) // rejected before its scripts
+			continue
+		}
+		small = append(small, &job{start: 1, end: 4})
+	}
+	cs = (&engine{workers: 2}).chunks(small)
+	if len(cs) != 990 {
+		t.Errorf("990 three-input jobs in %d chunks, want one each", len(cs))
+	}
+	cover(t, small, cs)
+
+	if cs := (&engine{workers: 4}).chunks([]*job{nil}); len(cs) != 0 {
+		t.Errorf("no jobs to run, %d chunks", len(cs))
 	}
 }
