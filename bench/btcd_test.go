@@ -47,12 +47,19 @@ func newBtcdChain(t testing.TB, params *chaincfg.Params) *btcdChain {
 	return c
 }
 
-// process runs ProcessBlock and fails unless the block joins the main chain.
-func (c *btcdChain) process(t testing.TB, mb *wire.MsgBlock) {
+// process decodes a serialized block, as btcd's peer code does with a
+// block message before its sync manager hands it on, and runs
+// ProcessBlock; it fails unless the block joins the main chain. Both
+// sides of a timed row so start from the block's bytes.
+func (c *btcdChain) process(t testing.TB, raw []byte) {
 	t.Helper()
-	mainChain, orphan, err := c.chain.ProcessBlock(btcutil.NewBlock(mb), blockchain.BFNone)
+	blk, err := btcutil.NewBlockFromBytes(raw)
+	if err != nil {
+		t.Fatalf("btcd decode: %v", err)
+	}
+	mainChain, orphan, err := c.chain.ProcessBlock(blk, blockchain.BFNone)
 	if err != nil || !mainChain || orphan {
-		t.Fatalf("btcd ProcessBlock %s: main %v orphan %v err %v", mb.BlockHash(), mainChain, orphan, err)
+		t.Fatalf("btcd ProcessBlock %s: main %v orphan %v err %v", blk.Hash(), mainChain, orphan, err)
 	}
 }
 

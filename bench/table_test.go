@@ -110,7 +110,7 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		raw := serialize(t, mb)
 		m.submit(t, raw)
 		node.submit(t, raw)
-		bc.process(t, mb)
+		bc.process(t, raw)
 	}
 
 	// Warm-up: connections, goroutine pools, badger and ffldb caches.
@@ -118,7 +118,7 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 	verifyAllLibsecp(t, blocks[0].sigs)
 	m.submit(t, blocks[0].raw)
 	node.submit(t, blocks[0].raw)
-	bc.process(t, blocks[0].block)
+	bc.process(t, blocks[0].raw)
 
 	var raw, cold, warm, seq timings
 	var rawLibsecp time.Duration
@@ -130,13 +130,13 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		rawLibsecp += verifyAllLibsecp(t, b.sigs)
 		meshFirst := i%2 == 0
 		if !meshFirst {
-			cold.ref += timed(func() { bc.process(t, b.block) })
+			cold.ref += timed(func() { bc.process(t, b.raw) })
 		}
 		stop := profileSubmission(t, "row1-split", i)
 		cold.mesh += timed(func() { m.submit(t, b.raw) })
 		stop()
 		if meshFirst {
-			cold.ref += timed(func() { bc.process(t, b.block) })
+			cold.ref += timed(func() { bc.process(t, b.raw) })
 		}
 		node.submit(t, b.raw)
 	}
@@ -148,7 +148,7 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		time.Sleep(300 * time.Millisecond) // tx.accepted events reach every subscriber
 		// The three take turns going first.
 		steps := []func(){
-			func() { warm.ref += timed(func() { bc.process(t, b.block) }) },
+			func() { warm.ref += timed(func() { bc.process(t, b.raw) }) },
 			func() {
 				stop := profileSubmission(t, "row3-split", i)
 				d := timed(func() { m.submit(t, b.raw) })
@@ -198,7 +198,7 @@ func runTable(t *testing.T, cfg benchConfig, out io.Writer) *mesh {
 		m.store(t, chain[k].raw)
 		bc.orphan(t, chain[k].block)
 	}
-	seq.ref = timed(func() { bc.process(t, chain[0].block) })
+	seq.ref = timed(func() { bc.process(t, chain[0].raw) })
 	seq.mesh = timed(func() { m.submit(t, chain[0].raw) })
 	nChain := float64(cfg.inputs * chainLen)
 	n := float64(cfg.inputs * cfg.rounds)
