@@ -2,6 +2,9 @@ package utxostore
 
 import (
 	"bytes"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcutil/v2"
@@ -210,5 +213,93 @@ func TestPrepareRejects(t *testing.T) {
 	}
 	if err := n.connectPrepared(ok2, 2); err != nil {
 		t.Fatalf("connect prepared after refusals: %v", err)
+	}
+}
+
+// TestLargeBlockLookups prepares blocks of more than parallelLookups
+// inputs on two cores, so the reads of the inputs' coins are split
+// between goroutines: the coins must come back in input order, an
+// in-block spend and the coins of both halves must resolve, and a
+// missing coin or a double spend in the second half must be the
+// rejection, naming its transaction and input.
+func TestLargeBlockLookups(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	n := serve(t, t.TempDir())
+	genesis := *regtest(t).Params.GenesisHash
+	const funded = 1200
+	var outs []*wire.TxOut
+	for i := range funded {
+		outs = append(outs, wire.NewTxOut(int64(1000+i), p2wpkh(uint32(i))))
+	}
+	cb1 := coinbaseTx(1, 0, outs...)
+	b1 := makeBlock(genesis, 1, cb1)
+	n.mustConnect(b1, 1)
+	spends := func(lo, hi int) []wire.OutPoint {
+		var ops []wire.OutPoint
+		for i := lo; i < hi; i++ {
+			ops = append(ops, op(cb1, uint32(i)))
+		}
+		return ops
+	}
+	// A spends 600 coins, B spends A's output then 100 more, C the rest.
+	txA := spendTx(spends(0, 600), wire.NewTxOut(5000, p2wpkh(5000)))
+	txB := spendTx(append([]wire.OutPoint{op(txA, 0)}, spends(600, 700)...), wire.NewTxOut(6000, p2wpkh(6000)))
+	cIns := spends(700, funded)
+	if len(cIns)+701+600 < 2*parallelLookups {
+		t.Fatal("the block is too small to split its lookups")
+	}
+	block := func(nonce uint32, c []wire.OutPoint) (*wire.MsgBlock, *wire.MsgTx) {
+		txC := spendTx(c, wire.NewTxOut(7000, p2wpkh(7000)))
+		return makeBlock(b1.BlockHash(), nonce, coinbaseTx(2, 0, wire.NewTxOut(50e8, p2wpkh(9000))), txA, txB, txC), txC
+	}
+
+	// The last input of C names a coin that never existed, then one A
+	// spent: both are C's input 499.
+	for name, last := range map[string]wire.OutPoint{
+		"missing coin": {Hash: chainhash.Hash{0x77}, Index: 1},
+		"double spend": op(cb1, 3),
+	} {
+		bad := append(append([]wire.OutPoint(nil), cIns[:len(cIns)-1]...), last)
+		blk, txC := block(2, bad)
+		_, err := n.prepare(blk, 2, true)
+		re, ok := rules.FromStatus(err)
+		if !ok || re.Kind != rules.MissingInputs || !strings.Contains(re.Detail, txC.TxHash().String()) ||
+			!strings.Contains(re.Detail, fmt.Sprintf("input %d ", len(cIns)-1)) {
+			t.Fatalf("%s: want %s naming tx %s input %d, got %v", name, rules.MissingInputs, txC.TxHash(), len(cIns)-1, err)
+		}
+	}
+
+	blk, _ := block(3, cIns)
+	resp, err := n.prepare(blk, 2, true)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	// Input order: A's 600 coins, A's output, B's 100, C's 500.
+	var want []int64
+	for i := range 600 {
+		want = append(want, int64(1000+i))
+	}
+	want = append(want, 5000)
+	for i := 600; i < funded; i++ {
+		want = append(want, int64(1000+i))
+	}
+	rest := resp.PackedSpent
+	for k, amount := range want {
+		var v []byte
+		if v, rest, err = packed.NextRecord(rest); err != nil {
+			t.Fatalf("spent coin %d: %v", k, err)
+		}
+		if c, _, err := coin.Decode(v); err != nil || c.Amount != amount {
+			t.Fatalf("spent coin %d: %+v (%v), want amount %d", k, c, err, amount)
+		}
+	}
+	if len(rest) != 0 {
+		t.Fatalf("%d bytes after the last spent coin", len(rest))
+	}
+	if err := n.connectPrepared(blk, 2); err != nil {
+		t.Fatalf("connect prepared: %v", err)
+	}
+	if r := n.lookup(op(cb1, 0), op(cb1, funded-1), op(txA, 0)); r.Utxos[0].Found || r.Utxos[1].Found || r.Utxos[2].Found {
+		t.Fatal("a spent coin is still in the set")
 	}
 }

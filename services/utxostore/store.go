@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -91,10 +92,13 @@ type connectPlan struct {
 	local     map[wire.OutPoint]int
 	spentExt  []wire.OutPoint // spent coins the set held, in input order
 	spentVals [][]byte        // every spent coin, in input order
-	missAt    []int
-	missOp    []wire.OutPoint
-	undo      []byte
-	res       connectResult
+	// atTip is what memory knows of every input's outpoint at the tip,
+	// in input order (see lookupSpends).
+	atTip  []tipCoin
+	missAt []int
+	missOp []wire.OutPoint
+	undo   []byte
+	res    connectResult
 }
 
 // spentInSet marks, in connectPlan.local, a coin of the set the block
@@ -110,7 +114,8 @@ func (p *connectPlan) reset() {
 	clear(p.local)
 	clear(p.created) // drop references to the last block's coins
 	clear(p.spentVals)
-	p.created, p.spentExt, p.spentVals = p.created[:0], p.spentExt[:0], p.spentVals[:0]
+	clear(p.atTip)
+	p.created, p.spentExt, p.spentVals, p.atTip = p.created[:0], p.spentExt[:0], p.spentVals[:0], p.atTip[:0]
 	p.missAt, p.missOp = p.missAt[:0], p.missOp[:0]
 	p.undo, p.res = nil, connectResult{}
 }
@@ -554,10 +559,21 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 	}
 	txn := s.db.NewTransaction(false)
 	defer txn.Discard()
+	// The reads first, side by side: the BIP30 check (which alone uses
+	// txn meanwhile) and what memory knows of every input's coin.
+	var bip30Err error
+	var wg sync.WaitGroup
 	if bip30 {
-		if err := s.checkOverwrites(txn, blk); err != nil {
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bip30Err = s.checkOverwrites(txn, blk)
+		}()
+	}
+	s.lookupSpends(blk)
+	wg.Wait()
+	if bip30Err != nil {
+		return bip30Err
 	}
 
 	nIn := 0
@@ -569,7 +585,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 		cbID  chainhash.Hash
 		hasCB bool
 	)
-	s.cacheMu.RLock()
+	in := 0 // index of the input in p.atTip
 	for i := range blk.Txs {
 		tx := &blk.Txs[i]
 		txid := tx.Txid
@@ -578,9 +594,10 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 			cbID, hasCB = txid, true
 		} else {
 			for j, op := range tx.Spends {
+				at := p.atTip[in]
+				in++
 				if k, ok := p.local[op]; ok {
 					if k == spentInSet || p.created[k].spent {
-						s.cacheMu.RUnlock()
 						return missingInput(txid, j, op)
 					}
 					p.created[k].spent = true
@@ -588,14 +605,12 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 					continue
 				}
 				p.local[op] = spentInSet
-				v, known := s.atTip(op)
-				if known && v == nil {
-					s.cacheMu.RUnlock()
+				if at.known && at.val == nil {
 					return missingInput(txid, j, op)
 				}
 				p.spentExt = append(p.spentExt, op)
-				if known {
-					p.spentVals = append(p.spentVals, v)
+				if at.known {
+					p.spentVals = append(p.spentVals, at.val)
 					p.res.cacheHits++
 					continue
 				}
@@ -617,7 +632,6 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 			p.created = append(p.created, newCoin{op: op, val: val, amount: out.Value})
 		}
 	}
-	s.cacheMu.RUnlock()
 
 	for k, op := range p.missOp {
 		item, err := txn.Get(coinKey(&op.Hash, op.Index))
@@ -799,6 +813,63 @@ func (s *store) atTip(op wire.OutPoint) (val []byte, known bool) {
 		return v, true
 	}
 	return s.pend.get(op)
+}
+
+// tipCoin is what memory knows of one outpoint at the tip (atTip).
+type tipCoin struct {
+	val   []byte
+	known bool
+}
+
+// parallelLookups is the number of inputs from which lookupSpends splits
+// its reads over every core.
+const parallelLookups = 512
+
+// lookupSpends fills s.plan.atTip with atTip's answer for every input of
+// blk but the coinbase's, in input order. The reads only read memory, so
+// a large block's run on every core; the caller holds mu, and cacheMu is
+// held here for all of them.
+func (s *store) lookupSpends(blk *blockchanges.Changes) {
+	p := &s.plan
+	n := 0
+	for i := range blk.Txs {
+		if !blk.Txs[i].Coinbase(i) {
+			n += len(blk.Txs[i].Spends)
+		}
+	}
+	ops := make([]*wire.OutPoint, 0, n)
+	for i := range blk.Txs {
+		if blk.Txs[i].Coinbase(i) {
+			continue
+		}
+		for j := range blk.Txs[i].Spends {
+			ops = append(ops, &blk.Txs[i].Spends[j])
+		}
+	}
+	p.atTip = slices.Grow(p.atTip[:0], len(ops))[:len(ops)]
+	look := func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			v, known := s.atTip(*ops[k])
+			p.atTip[k] = tipCoin{val: v, known: known}
+		}
+	}
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
+	workers := 1
+	if len(ops) >= parallelLookups {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	per := (len(ops) + workers - 1) / max(workers, 1)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			look(min(w*per, len(ops)), min((w+1)*per, len(ops)))
+		}()
+	}
+	look(0, min(per, len(ops)))
+	wg.Wait()
 }
 
 // coinAt reads one coin at cur: from memory (atTip), else from txn
