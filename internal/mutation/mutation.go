@@ -93,6 +93,14 @@ func CheckWitness(block *btcutil.Block, segwitActive bool) error {
 func CommitmentScript(txs []*btcutil.Tx, nonce []byte) []byte {
 	root := blockchain.CalcMerkleRoot(txs, true)
 	preimage := append(root[:], nonce...)
-	commitment := chainhash.DoubleHashB(preimage)
-	return append(append(make([]byte, 0, blockchain.CoinbaseWitnessPkScriptLength), blockchain.WitnessMagicBytes...), commitment...)
+	return WitnessCommitmentScript(chainhash.DoubleHashB(preimage))
+}
+
+// WitnessCommitmentScript is the coinbase output script carrying a
+// 32-byte witness commitment: OP_RETURN, a 36-byte push of aa21a9ed and
+// the commitment.
+func WitnessCommitmentScript(commitment []byte) []byte {
+	out := make([]byte, 0, blockchain.CoinbaseWitnessPkScriptLength)
+	out = append(out, blockchain.WitnessMagicBytes...)
+	return append(out, commitment...)
 }

@@ -42,13 +42,6 @@ func coinbaseScript(height int32, extraNonce uint64) ([]byte, error) {
 	return txscript.NewScriptBuilder().AddInt64(int64(height)).AddData(en[:]).Script()
 }
 
-// witnessCommitmentScript is OP_RETURN OP_DATA_36 aa21a9ed <commitment>.
-func witnessCommitmentScript(commitment []byte) []byte {
-	out := make([]byte, 0, blockchain.CoinbaseWitnessPkScriptLength)
-	out = append(out, blockchain.WitnessMagicBytes...)
-	return append(out, commitment...)
-}
-
 // newCoinbase builds the coinbase paying value to pkScript. With segwit it
 // carries a 32-byte zero witness nonce and a zero placeholder commitment
 // that setWitnessCommitment fills in once the block's transactions are known.
@@ -66,7 +59,7 @@ func newCoinbase(height int32, extraNonce uint64, pkScript []byte, value int64, 
 	tx.AddTxIn(in)
 	tx.AddTxOut(wire.NewTxOut(value, pkScript))
 	if segwit {
-		tx.AddTxOut(wire.NewTxOut(0, witnessCommitmentScript(make([]byte, chainhash.HashSize))))
+		tx.AddTxOut(wire.NewTxOut(0, mutation.WitnessCommitmentScript(make([]byte, chainhash.HashSize))))
 	}
 	return tx, nil
 }
