@@ -2,12 +2,11 @@ package txvalidator
 
 import (
 	"bytes"
-	"crypto/sha256"
 
+	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
-	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // OP_HASH160 is RIPEMD-160 by consensus
 
 	"github.com/btcmesh/btcmesh/internal/libsecp"
 )
@@ -115,15 +114,7 @@ func settlesP2WPKH(flags txscript.ScriptFlags, program, sig, pub []byte) bool {
 	if s := parsed.S(); s.IsOverHalfOrder() {
 		return false
 	}
-	return bytes.Equal(hash160(pub), program)
-}
-
-// hash160 is OP_HASH160: RIPEMD-160 of SHA-256.
-func hash160(b []byte) []byte {
-	h := sha256.Sum256(b)
-	r := ripemd160.New()
-	r.Write(h[:])
-	return r.Sum(nil)
+	return bytes.Equal(address.Hash160(pub), program)
 }
 
 // witnessSigHash is the BIP143 sighash of input i spending the P2WPKH
