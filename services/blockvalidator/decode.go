@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
-	"sync"
+	"sync/atomic"
 
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/wire/v2"
+
+	"github.com/btcmesh/btcmesh/internal/parallel"
 )
 
 // decodeBlock parses a serialized block (with witnesses), refusing
@@ -66,10 +67,9 @@ const parallelDecodeMin = 256
 // spans txSpans finds; ok is false when it could not do so with
 // certainty (the caller then decodes sequentially).
 func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
-	workers := runtime.GOMAXPROCS(0)
 	// Past wire's block size the sequential decoder has limits of its
 	// own (its transaction count bound): let it speak.
-	if workers < 2 || len(raw) < wire.MaxBlockHeaderPayload+1 || len(raw) > wire.MaxBlockPayload {
+	if runtime.GOMAXPROCS(0) < 2 || len(raw) < wire.MaxBlockHeaderPayload+1 || len(raw) > wire.MaxBlockPayload {
 		return nil, false
 	}
 	mb := &wire.MsgBlock{}
@@ -89,33 +89,27 @@ func decodeParallel(raw []byte) (*wire.MsgBlock, bool) {
 	// Each core decodes a run of transactions as wire decodes a block's
 	// (one borrowing of its buffers per run, not per transaction): its
 	// spans read behind a made-up header and count.
-	parts := make([][]*wire.MsgTx, workers)
-	var wg sync.WaitGroup
-	per := (int(n) + workers - 1) / workers
-	for w := range workers {
-		lo, hi := w*per, min((w+1)*per, int(n))
-		if lo >= hi {
-			break
+	txs := make([]*wire.MsgTx, n)
+	var failed atomic.Bool
+	parallel.Ranges(int(n), parallelDecodeMin/2, func(lo, hi int) {
+		prefix := bytes.NewBuffer(make([]byte, wire.MaxBlockHeaderPayload, wire.MaxBlockHeaderPayload+9))
+		if wire.WriteVarInt(prefix, 0, uint64(hi-lo)) != nil {
+			failed.Store(true)
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			prefix := bytes.NewBuffer(make([]byte, wire.MaxBlockHeaderPayload, wire.MaxBlockHeaderPayload+9))
-			if wire.WriteVarInt(prefix, 0, uint64(hi-lo)) != nil {
-				return
-			}
-			run := bytes.NewReader(body[starts[lo]:starts[hi]])
-			var part wire.MsgBlock
-			if part.Deserialize(io.MultiReader(prefix, run)) != nil || run.Len() != 0 {
-				return
-			}
-			parts[w] = part.Transactions
-		}()
+		run := bytes.NewReader(body[starts[lo]:starts[hi]])
+		var part wire.MsgBlock
+		if part.Deserialize(io.MultiReader(prefix, run)) != nil || run.Len() != 0 || len(part.Transactions) != hi-lo {
+			failed.Store(true)
+			return
+		}
+		copy(txs[lo:hi], part.Transactions)
+	})
+	if failed.Load() {
+		return nil, false
 	}
-	wg.Wait()
-	// A run that failed left its part empty.
-	mb.Transactions = slices.Concat(parts...)
-	return mb, len(mb.Transactions) == int(n)
+	mb.Transactions = txs
+	return mb, true
 }
 
 // minTxBytes is the smallest a serialized transaction can be: version,
@@ -233,24 +227,11 @@ func compactSize(b []byte) (v uint64, size int, ok bool) {
 // them computed the block's steps only read it, so they may run at the
 // same time (see Service.prepareSteps).
 func hashTxs(txs []*btcutil.Tx) {
-	hash := func(tx *btcutil.Tx) {
-		tx.HasWitness()
-		tx.Hash()
-		tx.WitnessHash()
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(txs)/128+1)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; k < len(txs); k += workers {
-				hash(txs[k])
-			}
-		}()
-	}
-	for k := 0; k < len(txs); k += workers {
-		hash(txs[k])
-	}
-	wg.Wait()
+	parallel.Ranges(len(txs), 128, func(lo, hi int) {
+		for _, tx := range txs[lo:hi] {
+			tx.HasWitness()
+			tx.Hash()
+			tx.WitnessHash()
+		}
+	})
 }

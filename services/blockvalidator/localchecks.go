@@ -1,11 +1,9 @@
 package blockvalidator
 
 import (
-	"runtime"
-	"sync"
-
 	"github.com/btcsuite/btcd/btcutil/v2"
 
+	"github.com/btcmesh/btcmesh/internal/parallel"
 	"github.com/btcmesh/btcmesh/internal/txcheck"
 )
 
@@ -23,18 +21,11 @@ import (
 // cores.
 func (s *Service) localChecks(txs []*btcutil.Tx, pv [][]txcheck.Prevout, cc txcheck.Context) []txOutcome {
 	out := make([]txOutcome, len(txs)-1)
-	workers := min(runtime.GOMAXPROCS(0), (len(out)+63)/64)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; k < len(out); k += workers {
-				r, err := txcheck.Contextual(txs[k+1], pv[k+1], cc, s.deps.Network)
-				out[k] = txOutcome{fee: r.Fee, sigops: r.SigopCost, err: err}
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Ranges(len(out), 64, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			r, err := txcheck.Contextual(txs[k+1], pv[k+1], cc, s.deps.Network)
+			out[k] = txOutcome{fee: r.Fee, sigops: r.SigopCost, err: err}
+		}
+	})
 	return out
 }

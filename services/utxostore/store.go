@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/btcmesh/btcmesh/internal/blockchanges"
 	"github.com/btcmesh/btcmesh/internal/coin"
 	"github.com/btcmesh/btcmesh/internal/packed"
+	"github.com/btcmesh/btcmesh/internal/parallel"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
 
@@ -821,9 +821,9 @@ type tipCoin struct {
 	known bool
 }
 
-// parallelLookups is the number of inputs from which lookupSpends splits
-// its reads over every core.
-const parallelLookups = 512
+// parallelLookups is how many inputs' reads are worth a goroutine of
+// their own: a block of twice as many splits them over the cores.
+const parallelLookups = 256
 
 // lookupSpends fills s.plan.atTip with atTip's answer for every input of
 // blk but the coinbase's, in input order. The reads only read memory, so
@@ -846,30 +846,15 @@ func (s *store) lookupSpends(blk *blockchanges.Changes) {
 			ops = append(ops, &blk.Txs[i].Spends[j])
 		}
 	}
-	p.atTip = slices.Grow(p.atTip[:0], len(ops))[:len(ops)]
-	look := func(lo, hi int) {
+	p.atTip = slices.Grow(p.atTip[:0], n)[:n]
+	s.cacheMu.RLock()
+	defer s.cacheMu.RUnlock()
+	parallel.Ranges(n, parallelLookups, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			v, known := s.atTip(*ops[k])
 			p.atTip[k] = tipCoin{val: v, known: known}
 		}
-	}
-	s.cacheMu.RLock()
-	defer s.cacheMu.RUnlock()
-	workers := 1
-	if len(ops) >= parallelLookups {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	per := (len(ops) + workers - 1) / max(workers, 1)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			look(min(w*per, len(ops)), min((w+1)*per, len(ops)))
-		}()
-	}
-	look(0, min(per, len(ops)))
-	wg.Wait()
+	})
 }
 
 // coinAt reads one coin at cur: from memory (atTip), else from txn
