@@ -69,7 +69,7 @@ func boolBit(b bool) uint32 {
 // stats scans the whole set in one snapshot, after writing the pending
 // changes (the scan reads badger alone).
 func (s *store) stats(ctx context.Context) (stats, error) {
-	s.mu.Lock()
+	s.lock()
 	err := s.flushLocked()
 	s.mu.Unlock()
 	if err != nil {

@@ -69,6 +69,10 @@ type store struct {
 	filterWG         sync.WaitGroup
 	filterSkips      prometheus.Counter
 
+	// hurry tells a recording waiting in the background to start now
+	// (see recordDelay).
+	hurry chan struct{}
+
 	// plan is connect's first pass over a block, kept between blocks
 	// (under mu) so that each block does not allocate and fault in fresh
 	// maps; after PrepareConnect it holds that block until connected.
@@ -164,7 +168,7 @@ func openStore(o storeOptions, log *slog.Logger) (*store, error) {
 	batch := (o.memTableMB << 20) * 15 / 100
 	s := &store{db: db, log: log, cache: newCoinCache(o.coinCacheMB << 20), pend: newPending(),
 		flushEvery: o.flushEvery, lastFlush: time.Now(),
-		txnEntries: batch / skl.MaxNodeSize, txnBytes: batch}
+		txnEntries: batch / skl.MaxNodeSize, txnBytes: batch, hurry: make(chan struct{}, 1)}
 	if err := s.init(&o.genesis); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -450,7 +454,7 @@ func readTip(txn *badger.Txn) (tipState, error) {
 
 // tip returns the current tip record.
 func (s *store) tip() (tipState, error) {
-	s.cacheMu.RLock()
+	s.readLock()
 	defer s.cacheMu.RUnlock()
 	return s.cur, nil
 }
@@ -499,7 +503,7 @@ type newCoin struct {
 // changes nothing, and an output created and spent in the same block is
 // never recorded at all.
 func (s *store) connect(blk *blockchanges.Changes, height int32) (connectResult, error) {
-	s.mu.Lock()
+	s.lock()
 	if err := s.resolve(blk, height, false); err != nil {
 		s.mu.Unlock()
 		return connectResult{}, err
@@ -517,7 +521,7 @@ var errNotPrepared = errors.New("block not prepared on the current tip")
 // checks that no new output overwrites an unspent coin. It changes
 // nothing.
 func (s *store) prepare(blk *blockchanges.Changes, height int32, bip30 bool) ([]byte, tipState, error) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if err := s.resolve(blk, height, bip30); err != nil {
 		return nil, tipState{}, err
@@ -535,7 +539,7 @@ func (s *store) prepare(blk *blockchanges.Changes, height int32, bip30 bool) ([]
 // hash at height, if the tip is still its parent; otherwise it changes
 // nothing and returns errNotPrepared.
 func (s *store) connectPrepared(hash chainhash.Hash, height int32) (connectResult, error) {
-	s.mu.Lock()
+	s.lock()
 	p := &s.plan
 	if !p.ready || p.hash != hash || p.height != height || p.parent != s.cur.hash || height != s.cur.height+1 {
 		s.mu.Unlock()
@@ -743,10 +747,11 @@ func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) erro
 // applyAndUnlock is connect's second pass: it records the plan resolve
 // made, and nothing in it can fail: the block is connected from here on.
 // The caller holds mu, which it releases. When blocks stay in memory
-// until a later flush, the recording runs after it returns, holding mu
-// and cacheMu, taken here: every reader of the set takes cacheMu and
-// every writer mu, so no one sees the set before it is done, and the
-// caller has its answer a pass earlier. When every block is flushed as it
+// until a later flush, the recording runs after it returns (once its
+// answer had time to leave: see recordDelay), holding mu and cacheMu,
+// taken here: every reader of the set takes cacheMu and every writer mu,
+// so no one sees the set before it is done, and the caller has its
+// answer a pass earlier. When every block is flushed as it
 // connects (flushEvery 0), it returns once the block is written.
 func (s *store) applyAndUnlock() (connectResult, error) {
 	p := &s.plan
@@ -774,11 +779,51 @@ func (s *store) applyAndUnlock() (connectResult, error) {
 		s.mu.Unlock()
 		return res, nil
 	}
+	select { // a hurry meant for an earlier recording
+	case <-s.hurry:
+	default:
+	}
 	go func() {
 		defer s.mu.Unlock()
+		wait := time.NewTimer(recordDelay)
+		select {
+		case <-wait.C:
+		case <-s.hurry:
+			wait.Stop()
+		}
 		finish()
 	}()
 	return res, nil
+}
+
+// recordDelay is how long a recording left to the background waits for
+// its caller's answer to leave first, unless a call needs the set sooner
+// (hurryRecord). gRPC's writer yields once before it sends a small
+// answer, to the runtime's global run queue, which a core busy with
+// goroutines of its own does not look at: a recording started at once
+// can hold the answer back until it is done.
+const recordDelay = time.Millisecond
+
+// hurryRecord starts a recording waiting out recordDelay at once; every
+// call that reads or changes the set calls it before it takes mu or
+// cacheMu.
+func (s *store) hurryRecord() {
+	select {
+	case s.hurry <- struct{}{}:
+	default:
+	}
+}
+
+// lock takes mu for a change of the set.
+func (s *store) lock() {
+	s.hurryRecord()
+	s.mu.Lock()
+}
+
+// readLock takes cacheMu to read the set.
+func (s *store) readLock() {
+	s.hurryRecord()
+	s.cacheMu.RLock()
 }
 
 // record applies the resolved plan to the pending changes, the coin
@@ -917,7 +962,7 @@ func (s *store) undoRecord(txn *badger.Txn, hash chainhash.Hash) ([]byte, error)
 // disconnect undoes blk, which must be the tip, as one change of the set
 // (pending until the next flush, like connect's).
 func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	hash := blk.BlockHash()
 	tip := s.cur
@@ -1128,7 +1173,7 @@ func (s *store) lookupMany(ops []wire.OutPoint) ([]lookup, tipState, error) {
 func (s *store) lookupRaw(ops []wire.OutPoint) ([][]byte, tipState, error) {
 	out := make([][]byte, len(ops))
 	var found []int
-	s.cacheMu.RLock()
+	s.readLock()
 	tip := s.cur
 	err := func() error {
 		var miss []int
