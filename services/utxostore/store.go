@@ -561,17 +561,17 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 		return rules.New(notTip, "block %s at height %d has parent %s, but the tip is %s at height %d",
 			hash, height, blk.Parent, tip.hash, tip.height)
 	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
+	sn := &snapshot{db: s.db}
+	defer sn.discard()
 	// The reads first, side by side: the BIP30 check (which alone uses
-	// txn meanwhile) and what memory knows of every input's coin.
+	// sn meanwhile) and what memory knows of every input's coin.
 	var bip30Err error
 	var wg sync.WaitGroup
 	if bip30 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bip30Err = s.checkOverwrites(txn, blk)
+			bip30Err = s.checkOverwrites(sn, blk)
 		}()
 	}
 	s.lookupSpends(blk)
@@ -638,7 +638,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 	}
 
 	for k, op := range p.missOp {
-		item, err := txn.Get(coinKey(&op.Hash, op.Index))
+		item, err := sn.txn().Get(coinKey(&op.Hash, op.Index))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			txid, j := findInput(blk, op)
 			return missingInput(txid, j, op)
@@ -655,7 +655,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 			if p.created[k].op.Hash != cbID {
 				break
 			}
-			old, found, err := s.coinAt(txn, p.created[k].op)
+			old, found, err := s.coinAt(sn, p.created[k].op)
 			if err != nil {
 				return err
 			}
@@ -699,8 +699,8 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 // checkOverwrites fails with BIP30 when an output blk creates holds an
 // unspent coin at the tip. The key filter answers most outputs, new ones,
 // at once (it holds every coin of the set: see keyFilter); memory
-// answers the rest, then badger (read in txn). The caller holds mu.
-func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) error {
+// answers the rest, then badger (read in sn). The caller holds mu.
+func (s *store) checkOverwrites(sn *snapshot, blk *blockchanges.Changes) error {
 	overwrite := func(op wire.OutPoint) error {
 		return rules.New(rules.BIP30, "block %s overwrites unspent output %s:%d", blk.Hash, op.Hash, op.Index)
 	}
@@ -733,7 +733,7 @@ func (s *store) checkOverwrites(txn *badger.Txn, blk *blockchanges.Changes) erro
 		s.filterSkips.Add(float64(skipped))
 	}
 	for _, op := range ask {
-		_, err := txn.Get(coinKey(&op.Hash, op.Index))
+		_, err := sn.txn().Get(coinKey(&op.Hash, op.Index))
 		switch {
 		case err == nil:
 			return overwrite(op)
@@ -902,10 +902,10 @@ func (s *store) lookupSpends(blk *blockchanges.Changes) {
 	})
 }
 
-// coinAt reads one coin at cur: from memory (atTip), else from txn
+// coinAt reads one coin at cur: from memory (atTip), else from sn
 // (badger holds the flushed set; pending names every outpoint changed
 // since).
-func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin.Coin, bool, error) {
+func (s *store) coinAt(sn *snapshot, op wire.OutPoint) (coin.Coin, bool, error) {
 	s.cacheMu.RLock()
 	v, known := s.atTip(op)
 	absent := !known && !s.mayHold(&op)
@@ -917,7 +917,32 @@ func (s *store) coinAt(txn *badger.Txn, op wire.OutPoint) (coin.Coin, bool, erro
 		c, _, err := coin.Decode(v)
 		return c, err == nil, err
 	}
-	return getCoin(txn, coinKey(&op.Hash, op.Index))
+	return getCoin(sn.txn(), coinKey(&op.Hash, op.Index))
+}
+
+// snapshot is a badger read transaction, opened when first read from:
+// opening one waits for a commit in flight (a background flush, which
+// can take a while) to finish, and a block whose coins memory holds
+// needs none. Its reads see the set at the tip when the caller holds mu
+// from the first read to the last (see pending).
+type snapshot struct {
+	db *badger.DB
+	t  *badger.Txn
+}
+
+// txn returns the read transaction, opening it if need be.
+func (sn *snapshot) txn() *badger.Txn {
+	if sn.t == nil {
+		sn.t = sn.db.NewTransaction(false)
+	}
+	return sn.t
+}
+
+// discard ends the read transaction, if one was opened.
+func (sn *snapshot) discard() {
+	if sn.t != nil {
+		sn.t.Discard()
+	}
 }
 
 // missingInput is the rule a block breaks by spending a coin the set does
@@ -940,7 +965,7 @@ func findInput(blk *blockchanges.Changes, op wire.OutPoint) (chainhash.Hash, int
 }
 
 // undoRecord reads the undo record of hash: pending, or flushed to badger.
-func (s *store) undoRecord(txn *badger.Txn, hash chainhash.Hash) ([]byte, error) {
+func (s *store) undoRecord(sn *snapshot, hash chainhash.Hash) ([]byte, error) {
 	rec, ok, gone := s.pend.undoOf(hash)
 	if ok {
 		return rec, nil
@@ -948,7 +973,7 @@ func (s *store) undoRecord(txn *badger.Txn, hash chainhash.Hash) ([]byte, error)
 	if gone {
 		return nil, fmt.Errorf("read undo data of %s: already disconnected", hash)
 	}
-	item, err := txn.Get(undoKey(&hash))
+	item, err := sn.txn().Get(undoKey(&hash))
 	if err != nil {
 		return nil, fmt.Errorf("read undo data of %s: %w", hash, err)
 	}
@@ -972,9 +997,9 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 	if tip.height == 0 {
 		return tipState{}, status.Errorf(codes.FailedPrecondition, "cannot disconnect the genesis block %s", hash)
 	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	undo, err := s.undoRecord(txn, hash)
+	sn := &snapshot{db: s.db}
+	defer sn.discard()
+	undo, err := s.undoRecord(sn, hash)
 	if err != nil {
 		return tipState{}, err
 	}
@@ -1010,7 +1035,7 @@ func (s *store) disconnect(blk *wire.MsgBlock) (tipState, error) {
 			c, _, err := coin.Decode(v)
 			return c, err == nil, err
 		}
-		return s.coinAt(txn, op)
+		return s.coinAt(sn, op)
 	}
 	next := len(spent)
 	for i := len(blk.Transactions) - 1; i >= 0; i-- {
