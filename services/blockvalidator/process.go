@@ -121,10 +121,21 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	hash := *block.Hash()
 	resp := &blockvalidatorv1.SubmitBlockResponse{Hash: hash[:]}
 
+	// A block that extends the active tip and whose transactions the
+	// mempool validated is validated against the UTXO set from here on,
+	// while the steps below run (see startSpec), the first of them
+	// included: its verdict counts only if they all pass, and prepare
+	// cancels it otherwise (a block already known is answered and
+	// dropped). Its proof of work is checked first, and nothing it asks
+	// for runs scripts.
+	prev := block.MsgBlock().Header.PrevBlock
+	if tip, tipHeight := s.tip(); tip == prev && s.mempoolValidated(block, tipHeight+1) {
+		s.startSpec(ctx, loadedCand(hash, tipHeight+1, block, raw), tip, nil, nil)
+	}
+
 	// 1. Already known? The parent's entry, which the contextual checks
 	// need, is looked up meanwhile (over gRPC, one round trip fewer on
 	// the block's path).
-	prev := block.MsgBlock().Header.PrevBlock
 	parentCh := make(chan headerLookup, 1)
 	go func() {
 		info, ok, err := s.getHeader(ctx, prev)
@@ -150,15 +161,6 @@ func (s *Service) prepareSteps(ctx context.Context, block *btcutil.Block, raw []
 	if s.orphans.has(hash) {
 		resp.Result = blockvalidatorv1.SubmitResult_SUBMIT_RESULT_ORPHAN
 		return resp, false, nil
-	}
-
-	// A block that extends the active tip and whose transactions the
-	// mempool validated is validated against the UTXO set from here on,
-	// while the steps below run (see startSpec); its verdict counts only
-	// if they all pass, and prepare cancels it otherwise. Its proof of
-	// work is checked first, and nothing it asks for runs scripts.
-	if tip, tipHeight := s.tip(); tip == prev && s.mempoolValidated(block, tipHeight+1) {
-		s.startSpec(ctx, loadedCand(hash, tipHeight+1, block, raw), tip, nil, nil)
 	}
 
 	// 2. Context-free sanity. A failure here does not mark the header
