@@ -93,7 +93,7 @@ type connectPlan struct {
 	created []newCoin
 	// local maps the block's outpoints so far: an index into created, or
 	// spentInSet for a coin of the set it spent.
-	local     map[wire.OutPoint]int
+	local     *outIndex
 	spentExt  []wire.OutPoint // spent coins the set held, in input order
 	spentVals [][]byte        // every spent coin, in input order
 	// atTip is what memory knows of every input's outpoint at the tip,
@@ -112,10 +112,10 @@ const spentInSet = -1
 // reset empties p for a block, keeping what it allocated.
 func (p *connectPlan) reset() {
 	if p.local == nil {
-		p.local = make(map[wire.OutPoint]int)
+		p.local = newOutIndex()
 	}
 	p.ready = false
-	clear(p.local)
+	p.local.reset()
 	clear(p.created) // drop references to the last block's coins
 	clear(p.spentVals)
 	clear(p.atTip)
@@ -600,7 +600,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 			for j, op := range tx.Spends {
 				at := p.atTip[in]
 				in++
-				if k, ok := p.local[op]; ok {
+				if k, ok := p.local.get(op); ok {
 					if k == spentInSet || p.created[k].spent {
 						return missingInput(txid, j, op)
 					}
@@ -608,7 +608,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 					p.spentVals = append(p.spentVals, p.created[k].val)
 					continue
 				}
-				p.local[op] = spentInSet
+				p.local.set(op, spentInSet)
 				if at.known && at.val == nil {
 					return missingInput(txid, j, op)
 				}
@@ -632,7 +632,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 			val := coin.Append(make([]byte, 0, 12+len(out.PkScript)),
 				coin.Coin{Height: height, Coinbase: cb, Amount: out.Value, Script: out.PkScript})
 			op := wire.OutPoint{Hash: txid, Index: uint32(vout)}
-			p.local[op] = len(p.created)
+			p.local.set(op, len(p.created))
 			p.created = append(p.created, newCoin{op: op, val: val, amount: out.Value})
 		}
 	}
