@@ -768,6 +768,14 @@ func (s *store) applyAndUnlock() (connectResult, error) {
 		return connectResult{}, err
 	}
 	res := p.res
+	// A hurry sent before this point was for an earlier recording, or
+	// from a reader that takes cacheMu before the lock below (all but
+	// one a few instructions from it); one sent after it is from a
+	// reader waiting for this recording.
+	select {
+	case <-s.hurry:
+	default:
+	}
 	s.cacheMu.Lock()
 	finish := func() {
 		s.record()
@@ -778,10 +786,6 @@ func (s *store) applyAndUnlock() (connectResult, error) {
 		finish()
 		s.mu.Unlock()
 		return res, nil
-	}
-	select { // a hurry meant for an earlier recording
-	case <-s.hurry:
-	default:
 	}
 	go func() {
 		defer s.mu.Unlock()
@@ -806,7 +810,8 @@ const recordDelay = time.Millisecond
 
 // hurryRecord starts a recording waiting out recordDelay at once; every
 // call that reads or changes the set calls it before it takes mu or
-// cacheMu.
+// cacheMu. (A change that arrives while a block is being connected may
+// still wait out the delay: its hurry came before the recording's.)
 func (s *store) hurryRecord() {
 	select {
 	case s.hurry <- struct{}{}:
