@@ -107,6 +107,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.db, s.idx = nil, nil
 	s.mu.Unlock()
+	s.lazy.syncs.Wait()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close headers store: %w", err)
 	}

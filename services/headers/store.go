@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
@@ -134,6 +135,9 @@ type deferredWrites struct {
 	tip      bool // the active tip changed
 	unsynced bool // badger's log holds writes not fsynced yet
 	timer    *time.Timer
+	// syncs counts the timer's fsyncs in flight, which run without
+	// Service.mu (their Add is made holding it, while the store is open).
+	syncs sync.WaitGroup
 }
 
 // deferNodes records that nodes changed in memory; deferTip that the
@@ -154,24 +158,44 @@ func (s *Service) deferTip() {
 }
 
 // armFlush makes sure deferred changes are written, and the log fsynced,
-// within flushDelay even if no other write comes.
+// within flushDelay even if no other write comes. The fsync runs without
+// s.mu: it takes milliseconds (more on a busy disk), which every call
+// arriving meanwhile would otherwise wait out (Run waits for it before
+// closing the store).
 func (s *Service) armFlush() {
 	if s.lazy.timer != nil {
 		return
 	}
 	s.lazy.timer = time.AfterFunc(flushDelay, func() {
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		s.lazy.timer = nil
 		if s.db == nil {
+			s.mu.Unlock()
 			return
 		}
 		if err := s.persist(nil, nil); err != nil {
+			s.mu.Unlock()
 			s.log.Error("store deferred index changes failed", "err", err)
 			return
 		}
-		if err := s.syncLog(); err != nil {
+		db, unsynced := s.db, s.lazy.unsynced
+		s.lazy.unsynced = false
+		if unsynced {
+			s.lazy.syncs.Add(1)
+		}
+		s.mu.Unlock()
+		if !unsynced {
+			return
+		}
+		defer s.lazy.syncs.Done()
+		if err := db.Sync(); err != nil {
 			s.log.Error("sync headers store failed", "err", err)
+			s.mu.Lock()
+			s.lazy.unsynced = true
+			if s.db != nil {
+				s.armFlush() // try again
+			}
+			s.mu.Unlock()
 		}
 	})
 }
