@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/wire/v2"
-
-	"github.com/btcmesh/btcmesh/internal/chain"
 )
 
 // BenchmarkLargeTx validates one 3,000-input P2WPKH transaction with a cold
@@ -18,15 +16,7 @@ func BenchmarkLargeTx(b *testing.B) {
 		coins = append(coins, fundingCoin(alice, p2wpkh, uint32(i), 10_000))
 	}
 	_, job := build(b, txSpec{coins: coins, outs: []*wire.TxOut{out(b, bob, p2wpkh, 3000*10_000-100_000)}})
-	net, err := chain.Lookup("regtest")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := newMetrics(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := newEngine(net, DefaultConfig(), m)
+	e, _ := regtestEngine(b, DefaultConfig())
 	req := fullReq(false, job)
 	b.ResetTimer()
 	for b.Loop() {

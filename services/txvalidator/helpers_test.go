@@ -18,6 +18,7 @@ import (
 	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
+	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/grpcclient"
 	"github.com/btcmesh/btcmesh/internal/runner"
 	"github.com/btcmesh/btcmesh/internal/testenv"
@@ -40,6 +41,21 @@ type env struct {
 	deps   runner.Deps
 	nc     *nats.Conn
 	client txvalidatorv1.TxValidatorServiceClient
+}
+
+// regtestEngine returns an engine with cfg on regtest, called in
+// process (no gRPC or NATS), and the network.
+func regtestEngine(t testing.TB, cfg Config) (*engine, chain.Network) {
+	t.Helper()
+	net, err := chain.Lookup("regtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEngine(net, cfg, m), net
 }
 
 func startEnv(t *testing.T, cfg Config) *env {

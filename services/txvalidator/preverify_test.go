@@ -12,7 +12,6 @@ import (
 	commonv1 "github.com/btcmesh/btcmesh/proto/btcmesh/common/v1"
 	txvalidatorv1 "github.com/btcmesh/btcmesh/proto/btcmesh/txvalidator/v1"
 
-	"github.com/btcmesh/btcmesh/internal/chain"
 	"github.com/btcmesh/btcmesh/internal/libsecp"
 	"github.com/btcmesh/btcmesh/internal/rules"
 )
@@ -86,15 +85,7 @@ func TestSettledP2WPKHAgreesWithEngine(t *testing.T) {
 	if !libsecp.Linked {
 		t.Skip("no libsecp256k1 in this build: nothing is settled ahead of the engine")
 	}
-	net, err := chain.Lookup("regtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(net, Config{Workers: 1}, m)
+	e, net := regtestEngine(t, Config{Workers: 1})
 	w := newWallet(9)
 	pub := w.priv.PubKey()
 	hybrid := pub.SerializeUncompressed()
