@@ -580,11 +580,7 @@ func (s *store) resolve(blk *blockchanges.Changes, height int32, bip30 bool) err
 		return bip30Err
 	}
 
-	nIn := 0
-	for _, tx := range blk.Txs {
-		nIn += len(tx.Spends)
-	}
-	p.spentVals = slices.Grow(p.spentVals, nIn)
+	p.spentVals = slices.Grow(p.spentVals, len(p.atTip))
 	var (
 		cbID  chainhash.Hash
 		hasCB bool
@@ -876,26 +872,18 @@ type tipCoin struct {
 const parallelLookups = 256
 
 // lookupSpends fills s.plan.atTip with atTip's answer for every input of
-// blk but the coinbase's, in input order. The reads only read memory, so
-// a large block's run on every core; the caller holds mu, and cacheMu is
-// held here for all of them.
+// blk (the coinbase spends nothing), in input order. The reads only read
+// memory, so a large block's run on every core; the caller holds mu, and
+// cacheMu is held here for all of them.
 func (s *store) lookupSpends(blk *blockchanges.Changes) {
 	p := &s.plan
-	n := 0
+	var ops []*wire.OutPoint
 	for i := range blk.Txs {
-		if !blk.Txs[i].Coinbase(i) {
-			n += len(blk.Txs[i].Spends)
-		}
-	}
-	ops := make([]*wire.OutPoint, 0, n)
-	for i := range blk.Txs {
-		if blk.Txs[i].Coinbase(i) {
-			continue
-		}
 		for j := range blk.Txs[i].Spends {
 			ops = append(ops, &blk.Txs[i].Spends[j])
 		}
 	}
+	n := len(ops)
 	p.atTip = slices.Grow(p.atTip[:0], n)[:n]
 	s.cacheMu.RLock()
 	defer s.cacheMu.RUnlock()
